@@ -1,0 +1,1 @@
+"""Readers for the offline corpora the project ships with or installs."""

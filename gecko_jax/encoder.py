@@ -1,0 +1,238 @@
+"""The user-facing encoder: texts in, unit-norm float32 numpy embeddings out.
+
+Texts are tokenised once and packed several to a row (see ``gecko_jax.packing``), so almost
+no compute goes to padding and jit compiles one shape per row length, not one per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gecko_jax import formats
+from gecko_jax.models.config import DualEncoderConfig
+from gecko_jax.models.dual_encoder import DualEncoder
+from gecko_jax.models.registry import backbone_params_from_hf, encoder_config_from_hf
+from gecko_jax.packing import max_segments, plan_calls
+from gecko_jax.serialization import load_params, save_params
+from gecko_jax.tokenizers import Tokenizer, check_texts, load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+GECKO_CONFIG = "gecko_config.json"
+GECKO_PARAMS = "params.safetensors"
+FORMAT_VERSION = 1
+_PROGRESS_MIN_CALLS = 8
+
+
+# Token slots per forward call for each text of ``batch_size``: packed rows hold about this
+# many tokens per text on sentence-length inputs, so a call covers ~batch_size such texts.
+TOKENS_PER_TEXT_SLOT = 16
+
+
+class Encoder:
+    """A Gecko dual encoder with its tokenizer, ready to embed queries and documents."""
+
+    def __init__(
+        self,
+        config: DualEncoderConfig,
+        params: dict[str, Any],
+        tokenizer: Tokenizer,
+        tokenizer_file: str | Path | None = None,
+    ):
+        self.config = config
+        self.tokenizer = tokenizer
+        self.tokenizer_file = Path(tokenizer_file) if tokenizer_file else None
+        self.params = jax.tree_util.tree_map(jnp.asarray, params)
+        self._module = DualEncoder(config)
+        self._apply = jax.jit(self._module.apply, static_argnums=5)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.output_dim
+
+    # ----------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, *, max_length: int | None = None, dtype: str = "float32"
+    ) -> Encoder:
+        """Load our own export (``gecko_config.json``) or a sentence-transformers folder."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"model folder not found: {path}")
+        if (path / GECKO_CONFIG).exists():
+            config, params, tokenizer_file = _read_gecko_folder(path)
+        elif (path / "config.json").exists():
+            config, params, tokenizer_file = _read_hf_folder(path)
+        else:
+            raise FileNotFoundError(
+                f"{path} has neither {GECKO_CONFIG} (a gecko_jax export) nor config.json "
+                "(a Hugging Face / sentence-transformers folder)"
+            )
+        overrides: dict[str, Any] = {"dtype": dtype}
+        if max_length is not None:
+            overrides["max_length"] = max_length
+        config = DualEncoderConfig.from_dict({**config.to_dict(), **overrides})
+        return cls(config, params, load_tokenizer(tokenizer_file), tokenizer_file)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write config, float32 parameters and the tokenizer file; loadable by from_pretrained."""
+        if self.tokenizer_file is None:
+            raise ValueError("this encoder has no tokenizer file to save alongside the weights")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_params(path / GECKO_PARAMS, jax.device_get(self.params))
+        shutil.copyfile(self.tokenizer_file, path / self.tokenizer_file.name)
+        meta = {
+            "format": "gecko_jax",
+            "version": FORMAT_VERSION,
+            "model": self.config.to_dict(),
+            "tokenizer": self.tokenizer_file.name,
+        }
+        (path / GECKO_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+
+    # ----------------------------------------------------------------------- encoding
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        *,
+        dims: int | None = None,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """Embed raw texts (no format applied). Returns ``[len(texts), dims or D]`` float32."""
+        check_texts(texts)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        out_dim = dims or self.embedding_dim
+        if dims is not None and not 0 < dims <= self.embedding_dim:
+            raise ValueError(f"dims must be in 1..{self.embedding_dim}, got {dims}")
+        if not texts:
+            return np.zeros((0, out_dim), np.float32)
+
+        max_length = self.config.max_length
+        ids = self.tokenizer.encode(list(texts), max_length)
+        calls = plan_calls(
+            ids, max_length, batch_size * TOKENS_PER_TEXT_SLOT, self.tokenizer.pad_id
+        )
+        if show_progress is None:
+            show_progress = len(calls) >= _PROGRESS_MIN_CALLS
+        # Dispatch is asynchronous: later calls are packed while earlier ones run.
+        pending = [
+            (
+                call.slots,
+                self._apply(
+                    {"params": self.params},
+                    call.input_ids,
+                    call.attention_mask,
+                    call.segment_ids,
+                    call.position_ids,
+                    max_segments(call.input_ids.shape[1]),
+                ),
+            )
+            for call in calls
+        ]
+        embeddings = np.empty((len(texts), self.embedding_dim), np.float32)
+        progress = _progress(len(texts), show_progress)
+        for slots, result in pending:
+            rows, segments, indices = (np.array(x) for x in zip(*slots, strict=True))
+            embeddings[indices] = np.asarray(result)[rows, segments]
+            progress.update(len(slots))
+        progress.close()
+        if dims is not None and dims < self.embedding_dim:
+            embeddings = embeddings[:, :dims]
+            embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        return embeddings
+
+    def encode_queries(
+        self, texts: Sequence[str], task: str = formats.DEFAULT_QUERY_TASK, **kwargs: Any
+    ) -> np.ndarray:
+        """Embed queries as ``task: {task} | query: {text}`` (paper Appendix B)."""
+        check_texts(texts)
+        return self.encode([formats.format_query(t, task) for t in texts], **kwargs)
+
+    def encode_documents(
+        self, texts: Sequence[str], titles: Sequence[str | None] | None = None, **kwargs: Any
+    ) -> np.ndarray:
+        """Embed passages as ``title: {title} | text: {text}``; a missing title is ``none``."""
+        check_texts(texts)
+        if titles is None:
+            titles = [None] * len(texts)
+        elif len(titles) != len(texts):
+            raise ValueError(f"got {len(titles)} titles for {len(texts)} texts")
+        documents = [
+            formats.format_document(t, title) for t, title in zip(texts, titles, strict=True)
+        ]
+        return self.encode(documents, **kwargs)
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        del n
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, show: bool) -> Any:
+    if not show:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="encode", unit="text")
+
+
+def _read_gecko_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:
+    meta = json.loads((path / GECKO_CONFIG).read_text())
+    if meta.get("format") != "gecko_jax" or meta.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path / GECKO_CONFIG}: unsupported format {meta.get('format')!r} "
+            f"version {meta.get('version')!r}"
+        )
+    config = DualEncoderConfig.from_dict(meta["model"])
+    return config, load_params(path / GECKO_PARAMS), path / meta["tokenizer"]
+
+
+def _read_hf_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:
+    """A Hugging Face model folder, with sentence-transformers pooling and length if present."""
+    encoder_config = encoder_config_from_hf(
+        json.loads((path / "config.json").read_text()), str(path / "config.json")
+    )
+    pooling = "mean"
+    pooling_file = path / "1_Pooling" / "config.json"
+    if pooling_file.exists():
+        pooling_cfg = json.loads(pooling_file.read_text())
+        if pooling_cfg.get("pooling_mode_cls_token"):
+            pooling = "cls"
+        elif not pooling_cfg.get("pooling_mode_mean_tokens"):
+            raise ValueError(f"{pooling_file}: only mean or CLS pooling is supported")
+    max_length = 512
+    st_config = path / "sentence_bert_config.json"
+    if st_config.exists():
+        max_length = json.loads(st_config.read_text()).get("max_seq_length", max_length)
+    modules = path / "modules.json"
+    if modules.exists():
+        for module in json.loads(modules.read_text()):
+            kind = module.get("type", "").rsplit(".", 1)[-1]
+            if kind not in ("Transformer", "Pooling", "Normalize"):
+                raise ValueError(f"{modules}: unsupported sentence-transformers module {kind!r}")
+    weights = path / "model.safetensors"
+    backbone = backbone_params_from_hf(str(weights), encoder_config)
+    config = DualEncoderConfig(
+        encoder_config,
+        pooling=pooling,
+        max_length=min(max_length, encoder_config.max_position_embeddings),
+    )
+    tokenizer_file = path / "tokenizer.json"
+    if not tokenizer_file.exists():
+        tokenizer_file = path / "spiece.model"
+    return config, {"backbone": backbone}, tokenizer_file

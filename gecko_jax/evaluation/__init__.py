@@ -1,0 +1,1 @@
+"""Evaluators: retrieval metrics over embeddings (more tasks follow)."""

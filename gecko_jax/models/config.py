@@ -1,0 +1,108 @@
+"""Model configurations: plain dataclasses, serialisable to JSON, no gin.
+
+Logical axis names used on every parameter and activation (the trainer maps them to mesh axes):
+``vocab``, ``embed`` (model width), ``mlp`` (feed-forward width), ``heads``, ``kv`` (head dim),
+``position``, ``relpos_buckets``, ``batch``, ``length``, ``proj`` (output projection).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+ARCHITECTURES = ("bert", "t5")
+# Gecko pools with the mean over all non-pad tokens (Eq. 1); "cls" exists only so
+# CLS-pooled checkpoints such as BGE can be loaded and compared faithfully.
+POOLING_MODES = ("mean", "cls")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Shape and numerics of one transformer encoder backbone."""
+
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    head_dim: int | None = None
+    # BERT family: learned absolute positions, token types, post-LayerNorm.
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    hidden_act: str = "gelu"
+    # T5 family: relative position buckets, RMSNorm, gated GELU.
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    pad_token_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; expected one of {ARCHITECTURES}"
+            )
+        if self.head_dim is None and self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+
+    @property
+    def attention_head_dim(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown EncoderConfig fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class DualEncoderConfig:
+    """One shared tower, pooling, optional projection, L2 norm, Matryoshka prefixes.
+
+    ``dtype`` is the compute dtype (``bfloat16`` for training on accelerators); parameters
+    are always kept in float32. ``mrl_dims`` are the prefix sizes the loss trains and the
+    encoder may truncate to; the full output size is always included.
+    """
+
+    encoder: EncoderConfig
+    pooling: str = "mean"
+    projection_dim: int | None = None
+    mrl_dims: tuple[int, ...] = ()
+    dtype: str = "float32"
+    remat: bool = False
+    max_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        for dim in self.mrl_dims:
+            if not 0 < dim <= self.output_dim:
+                raise ValueError(
+                    f"Matryoshka dim {dim} is outside 1..{self.output_dim} (the embedding size)"
+                )
+
+    @property
+    def output_dim(self) -> int:
+        return self.projection_dim or self.encoder.hidden_size
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["mrl_dims"] = list(self.mrl_dims)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DualEncoderConfig:
+        data = dict(data)
+        data["encoder"] = EncoderConfig.from_dict(data["encoder"])
+        data["mrl_dims"] = tuple(data.get("mrl_dims", ()))
+        return cls(**data)

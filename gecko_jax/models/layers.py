@@ -1,0 +1,176 @@
+"""Building blocks shared by the encoder backbones, with logical axis names on every weight.
+
+Parameters are created in float32 (``param_dtype``) and cast to the compute ``dtype`` inside
+each layer, so bf16 training keeps fp32 master weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Initializer = Callable[..., jax.Array]
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}") from None
+
+
+def constrain(x: jax.Array, axes: tuple[str | None, ...]) -> jax.Array:
+    """Name an activation's axes so the partitioner can shard it (no-op without a mesh)."""
+    return nn.with_logical_constraint(x, axes)
+
+
+class DenseGeneral(nn.Module):
+    """``x @ kernel (+ bias)`` over the last ``contract_dims`` axes, kernel with logical axes."""
+
+    features: int | tuple[int, ...]
+    kernel_axes: tuple[str, ...]
+    use_bias: bool = True
+    contract_dims: int = 1
+    dtype: jnp.dtype = jnp.float32
+    kernel_init: Initializer = nn.initializers.normal(0.02)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = (self.features,) if isinstance(self.features, int) else tuple(self.features)
+        kernel = self.param(
+            "kernel",
+            nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
+            (*x.shape[x.ndim - self.contract_dims :], *features),
+            jnp.float32,
+        )
+        kernel = jnp.asarray(kernel, self.dtype)
+        x_axes = tuple(range(x.ndim - self.contract_dims, x.ndim))
+        kernel_axes = tuple(range(self.contract_dims))
+        y = jax.lax.dot_general(
+            jnp.asarray(x, self.dtype), kernel, ((x_axes, kernel_axes), ((), ()))
+        )
+        if self.use_bias:
+            bias = self.param(
+                "bias",
+                nn.with_logical_partitioning(
+                    nn.initializers.zeros, self.kernel_axes[self.contract_dims :]
+                ),
+                features,
+                jnp.float32,
+            )
+            y = y + jnp.asarray(bias, self.dtype)
+        return y
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm computed in float32 (numerically safe under bf16), result in ``dtype``."""
+
+    epsilon: float = 1e-12
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = x.shape[-1]
+        scale = self.param(
+            "scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)), (features,)
+        )
+        bias = self.param(
+            "bias", nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)), (features,)
+        )
+        x32 = jnp.asarray(x, jnp.float32)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+        return jnp.asarray(y, self.dtype)
+
+
+class RMSNorm(nn.Module):
+    """T5 LayerNorm: scale only, no mean subtraction, computed in float32."""
+
+    epsilon: float = 1e-6
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        scale = self.param(
+            "scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)), (x.shape[-1],)
+        )
+        x32 = jnp.asarray(x, jnp.float32)
+        y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.epsilon)
+        return jnp.asarray(y * scale, self.dtype)
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with an additive bias (padding mask, relative positions)."""
+
+    num_heads: int
+    head_dim: int
+    use_bias: bool
+    scale: float | None = None  # None: 1/sqrt(head_dim); T5 uses 1.0
+    dtype: jnp.dtype = jnp.float32
+    kernel_init: Initializer = nn.initializers.normal(0.02)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
+        """x: [batch, length, embed]; bias: broadcastable to [batch, heads, q_len, k_len]."""
+
+        def project(name: str) -> jax.Array:
+            y = DenseGeneral(
+                (self.num_heads, self.head_dim),
+                ("embed", "heads", "kv"),
+                use_bias=self.use_bias,
+                dtype=self.dtype,
+                kernel_init=self.kernel_init,
+                name=name,
+            )(x)
+            return constrain(y, ("batch", "length", "heads", "kv"))
+
+        query, key, value = project("query"), project("key"), project("value")
+        scale = self.scale if self.scale is not None else self.head_dim**-0.5
+        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key) * scale
+        logits = jnp.asarray(logits, jnp.float32) + bias
+        weights = jnp.asarray(jax.nn.softmax(logits, axis=-1), self.dtype)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+        out = constrain(out, ("batch", "length", "heads", "kv"))
+        out = DenseGeneral(
+            x.shape[-1],
+            ("heads", "kv", "embed"),
+            use_bias=self.use_bias,
+            contract_dims=2,
+            dtype=self.dtype,
+            kernel_init=self.kernel_init,
+            name="out",
+        )(out)
+        return constrain(out, ("batch", "length", "embed"))
+
+
+def segment_bias(segment_ids: jax.Array) -> jax.Array:
+    """Packed rows: [batch, length] segment ids (0 = pad) -> [batch, 1, length, length] bias.
+
+    A token attends only to tokens of its own segment, so several texts share one row
+    without seeing each other.
+    """
+    big_negative = jnp.finfo(jnp.float32).min / 2
+    same = (segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, None, :] > 0)
+    return jnp.where(same[:, None], 0.0, big_negative).astype(jnp.float32)
+
+
+def attention_bias(attention_mask: jax.Array, segment_ids: jax.Array | None) -> jax.Array:
+    return padding_bias(attention_mask) if segment_ids is None else segment_bias(segment_ids)
+
+
+def padding_bias(attention_mask: jax.Array) -> jax.Array:
+    """[batch, length] 0/1 mask -> additive [batch, 1, 1, length] bias (0 or a large negative)."""
+    big_negative = jnp.finfo(jnp.float32).min / 2
+    return jnp.where(attention_mask[:, None, None, :] > 0, 0.0, big_negative).astype(jnp.float32)

