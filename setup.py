@@ -18,7 +18,9 @@ CORE = [
     "sentencepiece>=0.2",
     "tqdm>=4.66",
     # The seqio input stack. TF 2.21 breaks scann 1.4.2 at import, so TF stays on 2.20.
-    "tensorflow-cpu==2.20.*",
+    # tensorflow-text requires the `tensorflow` distribution itself, so we pin that one:
+    # adding tensorflow-cpu as well would install a second copy over the same module folder.
+    "tensorflow==2.20.*",
     "tensorflow-text==2.20.1",
     "tensorflow-datasets>=4.9,<5",
     "seqio==0.0.20",
