@@ -17,6 +17,8 @@ CORE = [
     "tokenizers>=0.20",
     "sentencepiece>=0.2",
     "tqdm>=4.66",
+    "scikit-learn>=1.3",
+    "scipy>=1.10",
     # The seqio input stack. TF 2.21 breaks scann 1.4.2 at import, so TF stays on 2.20.
     # tensorflow-text requires the `tensorflow` distribution itself, so we pin that one:
     # adding tensorflow-cpu as well would install a second copy over the same module folder.
@@ -43,6 +45,7 @@ EXTRAS = {
         "torch==2.13.0",
         "transformers>=4.45",
         "sentence-transformers>=3",
+        "pytrec-eval-terrier>=0.5.6",
     ],
     "dev": ["ruff>=0.6"],
 }
@@ -58,5 +61,11 @@ setup(
     packages=find_packages(include=["gecko_jax", "gecko_jax.*", "tasks", "tasks.*"]),
     install_requires=CORE,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["gecko-jax=gecko_jax.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "gecko-jax=gecko_jax.cli:main",
+            "gecko-train=gecko_jax.train_cli:main",
+            "gecko-eval=gecko_jax.evaluation.cli:main",
+        ]
+    },
 )

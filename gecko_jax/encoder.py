@@ -68,15 +68,7 @@ class Encoder:
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"model folder not found: {path}")
-        if (path / GECKO_CONFIG).exists():
-            config, params, tokenizer_file = _read_gecko_folder(path)
-        elif (path / "config.json").exists():
-            config, params, tokenizer_file = _read_hf_folder(path)
-        else:
-            raise FileNotFoundError(
-                f"{path} has neither {GECKO_CONFIG} (a gecko_jax export) nor config.json "
-                "(a Hugging Face / sentence-transformers folder)"
-            )
+        config, params, tokenizer_file = read_model_folder(path)
         overrides: dict[str, Any] = {"dtype": dtype}
         if max_length is not None:
             overrides["max_length"] = max_length
@@ -189,6 +181,19 @@ def _progress(total: int, show: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="encode", unit="text")
+
+
+def read_model_folder(path: str | Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:
+    """Config, parameters and tokenizer file of our export or a sentence-transformers folder."""
+    path = Path(path)
+    if (path / GECKO_CONFIG).exists():
+        return _read_gecko_folder(path)
+    if (path / "config.json").exists():
+        return _read_hf_folder(path)
+    raise FileNotFoundError(
+        f"{path} has neither {GECKO_CONFIG} (a gecko_jax export) nor config.json "
+        "(a Hugging Face / sentence-transformers folder)"
+    )
 
 
 def _read_gecko_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:

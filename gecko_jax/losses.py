@@ -138,6 +138,10 @@ def gecko_loss(
     return total
 
 
-def positive_accuracy(logits: jax.Array) -> jax.Array:
+def positive_accuracy(logits: jax.Array, example_mask: jax.Array | None = None) -> jax.Array:
     """Fraction of queries whose own positive has the highest logit among all candidates."""
-    return jnp.mean(jnp.argmax(logits, axis=-1) == jnp.arange(logits.shape[0]))
+    hits = jnp.asarray(jnp.argmax(logits, axis=-1) == jnp.arange(logits.shape[0]), jnp.float32)
+    if example_mask is None:
+        return jnp.mean(hits)
+    weights = jnp.asarray(example_mask, jnp.float32)
+    return jnp.sum(hits * weights) / jnp.maximum(jnp.sum(weights), 1.0)

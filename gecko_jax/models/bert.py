@@ -21,6 +21,7 @@ from gecko_jax.models.layers import (
     activation,
     attention_bias,
     constrain,
+    kv_lengths,
 )
 from gecko_jax.models.weights import TensorSource
 
@@ -79,9 +80,10 @@ class BertEmbeddings(nn.Module):
 class BertLayer(nn.Module):
     config: EncoderConfig
     dtype: jnp.dtype = jnp.float32
+    attention_impl: str = "xla"
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, bias: jax.Array, lengths: jax.Array | None) -> jax.Array:
         cfg = self.config
         attended = MultiHeadAttention(
             cfg.num_heads,
@@ -89,8 +91,9 @@ class BertLayer(nn.Module):
             use_bias=True,
             dtype=self.dtype,
             kernel_init=_INIT,
+            implementation=self.attention_impl,
             name="attention",
-        )(x, bias)
+        )(x, bias, lengths)
         x = LayerNorm(cfg.layer_norm_eps, self.dtype, name="attention_norm")(x + attended)
         hidden = DenseGeneral(
             cfg.intermediate_size,
@@ -117,6 +120,7 @@ class BertEncoder(nn.Module):
     config: EncoderConfig
     dtype: jnp.dtype = jnp.float32
     remat: bool = False
+    attention_impl: str = "xla"
 
     @nn.compact
     def __call__(
@@ -129,9 +133,12 @@ class BertEncoder(nn.Module):
         x = BertEmbeddings(self.config, self.dtype, name="embeddings")(input_ids, position_ids)
         x = constrain(x, ("batch", "length", "embed"))
         bias = attention_bias(attention_mask, segment_ids)
+        lengths = kv_lengths(attention_mask, segment_ids)
         layer_cls = nn.remat(BertLayer) if self.remat else BertLayer
         for i in range(self.config.num_layers):
-            x = layer_cls(self.config, self.dtype, name=f"layers_{i}")(x, bias)
+            x = layer_cls(self.config, self.dtype, self.attention_impl, name=f"layers_{i}")(
+                x, bias, lengths
+            )
         return x
 
 

@@ -78,11 +78,15 @@ class DualEncoderConfig:
     mrl_dims: tuple[int, ...] = ()
     dtype: str = "float32"
     remat: bool = False
+    # "xla" (einsum, runs everywhere) or "cudnn" (fused attention on NVIDIA GPUs, bf16).
+    attention_impl: str = "xla"
     max_length: int = 512
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
+        if self.attention_impl not in ("xla", "cudnn"):
+            raise ValueError(f"attention_impl must be xla or cudnn, got {self.attention_impl!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         for dim in self.mrl_dims:

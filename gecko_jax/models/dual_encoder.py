@@ -72,7 +72,11 @@ class DualEncoder(nn.Module):
         cfg = self.config
         dtype = jnp.dtype(cfg.dtype)
         backbone = backbone_class(cfg.encoder.architecture)(
-            cfg.encoder, dtype=dtype, remat=cfg.remat, name="backbone"
+            cfg.encoder,
+            dtype=dtype,
+            remat=cfg.remat,
+            attention_impl=cfg.attention_impl,
+            name="backbone",
         )
         hidden = backbone(input_ids, attention_mask, segment_ids, position_ids)
         if segment_ids is not None:

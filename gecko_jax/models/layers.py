@@ -112,7 +112,12 @@ class RMSNorm(nn.Module):
 
 
 class MultiHeadAttention(nn.Module):
-    """Self-attention with an additive bias (padding mask, relative positions)."""
+    """Self-attention with an additive mask bias and an optional position bias.
+
+    ``implementation="cudnn"`` runs fused attention through ``jax.nn.dot_product_attention``
+    (GPU, bf16) when the batch is right-padded (``kv_lengths`` given); packed rows always take
+    the XLA path, whose einsums work everywhere.
+    """
 
     num_heads: int
     head_dim: int
@@ -120,10 +125,18 @@ class MultiHeadAttention(nn.Module):
     scale: float | None = None  # None: 1/sqrt(head_dim); T5 uses 1.0
     dtype: jnp.dtype = jnp.float32
     kernel_init: Initializer = nn.initializers.normal(0.02)
+    implementation: str = "xla"
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
-        """x: [batch, length, embed]; bias: broadcastable to [batch, heads, q_len, k_len]."""
+    def __call__(
+        self,
+        x: jax.Array,
+        mask_bias: jax.Array,
+        kv_lengths: jax.Array | None = None,
+        position_bias: jax.Array | None = None,
+    ) -> jax.Array:
+        """x: [batch, length, embed]; biases broadcast to [batch, heads, q_len, k_len];
+        ``kv_lengths`` [batch]: real tokens per row when rows are right-padded."""
 
         def project(name: str) -> jax.Array:
             y = DenseGeneral(
@@ -138,10 +151,24 @@ class MultiHeadAttention(nn.Module):
 
         query, key, value = project("query"), project("key"), project("value")
         scale = self.scale if self.scale is not None else self.head_dim**-0.5
-        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key) * scale
-        logits = jnp.asarray(logits, jnp.float32) + bias
-        weights = jnp.asarray(jax.nn.softmax(logits, axis=-1), self.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+        if self.implementation != "xla" and kv_lengths is not None:
+            out = jax.nn.dot_product_attention(
+                query,
+                key,
+                value,
+                bias=None if position_bias is None else position_bias.astype(self.dtype),
+                scale=scale,
+                query_seq_lengths=kv_lengths,
+                key_value_seq_lengths=kv_lengths,
+                implementation=self.implementation,
+            )
+        else:
+            logits = jnp.einsum("bqhd,bkhd->bhqk", query, key) * scale
+            logits = jnp.asarray(logits, jnp.float32) + mask_bias
+            if position_bias is not None:
+                logits = logits + position_bias
+            weights = jnp.asarray(jax.nn.softmax(logits, axis=-1), self.dtype)
+            out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
         out = constrain(out, ("batch", "length", "heads", "kv"))
         out = DenseGeneral(
             x.shape[-1],
@@ -168,6 +195,13 @@ def segment_bias(segment_ids: jax.Array) -> jax.Array:
 
 def attention_bias(attention_mask: jax.Array, segment_ids: jax.Array | None) -> jax.Array:
     return padding_bias(attention_mask) if segment_ids is None else segment_bias(segment_ids)
+
+
+def kv_lengths(attention_mask: jax.Array, segment_ids: jax.Array | None) -> jax.Array | None:
+    """Tokens per right-padded row (fused attention needs them); None for packed rows."""
+    if segment_ids is not None:
+        return None
+    return jnp.sum(attention_mask > 0, axis=-1).astype(jnp.int32)
 
 
 def padding_bias(attention_mask: jax.Array) -> jax.Array:

@@ -24,6 +24,7 @@ from gecko_jax.models.layers import (
     activation,
     attention_bias,
     constrain,
+    kv_lengths,
 )
 from gecko_jax.models.weights import TensorSource
 
@@ -81,12 +82,14 @@ class T5Block(nn.Module):
     config: EncoderConfig
     has_relative_bias: bool
     dtype: jnp.dtype = jnp.float32
+    attention_impl: str = "xla"
 
     @nn.compact
     def __call__(
         self,
         x: jax.Array,
         mask_bias: jax.Array,
+        lengths: jax.Array | None,
         position_ids: jax.Array,
         position_bias: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array]:
@@ -105,8 +108,9 @@ class T5Block(nn.Module):
             scale=1.0,
             dtype=self.dtype,
             kernel_init=_DEFAULT_INIT,
+            implementation=self.attention_impl,
             name="attention",
-        )(h, position_bias + mask_bias)
+        )(h, mask_bias, lengths, position_bias)
         x = constrain(x + h, ("batch", "length", "embed"))
 
         h = RMSNorm(norm_eps, self.dtype, name="mlp_norm")(x)
@@ -141,6 +145,7 @@ class T5Encoder(nn.Module):
     config: EncoderConfig
     dtype: jnp.dtype = jnp.float32
     remat: bool = False
+    attention_impl: str = "xla"
 
     @nn.compact
     def __call__(
@@ -164,13 +169,13 @@ class T5Encoder(nn.Module):
 
         block_cls = nn.remat(T5Block) if self.remat else T5Block
         mask_bias = attention_bias(attention_mask, segment_ids)
+        lengths = kv_lengths(attention_mask, segment_ids)
         if position_ids is None:
             position_ids = jnp.arange(input_ids.shape[1])[None]
         position_bias = None
         for i in range(cfg.num_layers):
-            x, position_bias = block_cls(cfg, i == 0, self.dtype, name=f"layers_{i}")(
-                x, mask_bias, position_ids, position_bias
-            )
+            block = block_cls(cfg, i == 0, self.dtype, self.attention_impl, name=f"layers_{i}")
+            x, position_bias = block(x, mask_bias, lengths, position_ids, position_bias)
         x = RMSNorm(cfg.layer_norm_eps, self.dtype, name="final_norm")(x)
         return constrain(x, ("batch", "length", "embed"))
 

@@ -1,0 +1,277 @@
+"""Train-step throughput: our jitted Gecko step vs sentence-transformers MNRL, same shapes.
+
+BERT-base size, random weights, bf16 compute, every sequence full length. Each step encodes
+query, positive and hard negative for every pair (3 sequences per pair) on both sides: ours
+with the full Gecko loss (hard negative + same-tower negatives + Matryoshka 768/256), theirs
+with MultipleNegativesRankingLoss on (anchor, positive, negative) triplets under bf16 autocast.
+Tokenisation is excluded on both sides. Prints sequences/s, TFLOP/s, % of the measured bf16
+matmul peak, and ratios; with --out writes the numbers as JSON.
+
+    python benchmarks/train_throughput.py                  # GPU: 128x128 and 512x32, GradCache
+    python benchmarks/train_throughput.py --tiny           # CPU smoke run of the same code
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gecko_jax.models.config import DualEncoderConfig, EncoderConfig
+from gecko_jax.models.named_configs import get_named_config
+from gecko_jax.partitioning import (
+    MeshConfig,
+    batch_sharding,
+    create_mesh,
+    mesh_context,
+    num_batch_shards,
+)
+from gecko_jax.training.config import TrainConfig
+from gecko_jax.training.optimizer import learning_rate_schedule, make_optimizer
+from gecko_jax.training.state import init_state, state_shardings
+from gecko_jax.training.step import make_train_step
+
+TINY = EncoderConfig("bert", 1000, 64, 2, 4, 128)
+
+
+def matmul_peak_tflops(n: int) -> float:
+    a = jnp.ones((n, n), jnp.bfloat16)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    start = time.perf_counter()
+    for _ in range(10):
+        out = f(a)
+    out.block_until_ready()
+    return 2 * n**3 * 10 / (time.perf_counter() - start) / 1e12
+
+
+def flops_per_sequence(cfg: EncoderConfig, length: int) -> float:
+    """Training FLOPs (3x forward) of one sequence: dense layers plus attention scores."""
+    d, ff = cfg.hidden_size, cfg.intermediate_size
+    dense = 2 * length * cfg.num_layers * (4 * d * d + 2 * d * ff)
+    attention = 2 * cfg.num_layers * 2 * length * length * d
+    return 3.0 * (dense + attention)
+
+
+def synthetic_batch(pairs: int, length: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    batch = {}
+    for field in ("query", "positive", "negative"):
+        batch[f"{field}_input_ids"] = rng.integers(1, vocab, (pairs, length)).astype(np.int32)
+        batch[f"{field}_attention_mask"] = np.ones((pairs, length), np.int32)
+    batch.update(
+        has_negative=np.ones(pairs, np.int32),
+        task_id=np.zeros(pairs, np.int32),
+        query_text_hash=np.arange(pairs, dtype=np.int32),
+        positive_text_hash=np.arange(pairs, dtype=np.int32) + pairs,
+        example_mask=np.ones(pairs, np.int32),
+    )
+    return batch
+
+
+def time_ours(
+    encoder: EncoderConfig,
+    pairs: int,
+    length: int,
+    steps: int,
+    attention: str,
+    chunk: int | None = None,
+) -> float:
+    """Seconds per train step, averaged over ``steps`` after two warm-up steps."""
+    model = DualEncoderConfig(
+        encoder,
+        mrl_dims=(min(768, encoder.hidden_size), 32),
+        dtype="bfloat16",
+        attention_impl=attention,
+        max_length=length,
+    )
+    config = TrainConfig(
+        model=model,
+        total_steps=1000,
+        global_batch_size=pairs,
+        learning_rate=1e-5,
+        gradcache_chunk_size=chunk,
+    )
+    mesh = create_mesh(MeshConfig(data=-1))
+    optimizer = make_optimizer(config)
+    with mesh_context(mesh):
+        state = init_state(config, optimizer, mesh, jax.random.key(0))
+        shardings = state_shardings(config, optimizer, mesh)
+        step = jax.jit(
+            make_train_step(
+                config, optimizer, learning_rate_schedule(config), num_batch_shards(mesh)
+            ),
+            in_shardings=(shardings, batch_sharding(mesh)),
+            donate_argnums=0,
+        )
+        batch = jax.device_put(
+            synthetic_batch(pairs, length, encoder.vocab_size), batch_sharding(mesh)
+        )
+        for _ in range(2):  # compile and warm up
+            state, metrics = step(state, batch)
+        jax.block_until_ready(metrics["loss"])
+        # Steps are dispatched back to back, as in a real training loop, and timed as a block.
+        start = time.perf_counter()
+        for _ in range(steps):
+            state, metrics = step(state, batch)
+        jax.block_until_ready(metrics["loss"])
+        elapsed = (time.perf_counter() - start) / steps
+    assert np.isfinite(float(metrics["loss"]))
+    return elapsed
+
+
+def time_sentence_transformers(
+    encoder: EncoderConfig, pairs: int, length: int, steps: int, workdir: Path
+) -> float:
+    import torch
+    from sentence_transformers import SentenceTransformer, losses, models
+    from transformers import BertConfig, BertModel
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    folder = workdir / f"st_bert_{encoder.hidden_size}"
+    hf_config = BertConfig(
+        vocab_size=encoder.vocab_size,
+        hidden_size=encoder.hidden_size,
+        num_hidden_layers=encoder.num_layers,
+        num_attention_heads=encoder.num_heads,
+        intermediate_size=encoder.intermediate_size,
+        max_position_embeddings=max(512, length),
+    )
+    BertModel(hf_config).save_pretrained(folder)
+    _save_placeholder_tokenizer(folder, encoder.vocab_size)
+    word = models.Transformer(
+        str(folder), max_seq_length=length, model_args={"attn_implementation": "sdpa"}
+    )
+    pooling = models.Pooling(encoder.hidden_size, "mean")
+    model = SentenceTransformer(modules=[word, pooling], device=device)
+    loss = losses.MultipleNegativesRankingLoss(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    rng = np.random.default_rng(0)
+
+    def features() -> dict[str, torch.Tensor]:
+        ids = torch.as_tensor(rng.integers(1, encoder.vocab_size, (pairs, length)), device=device)
+        return {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "token_type_ids": torch.zeros_like(ids),
+        }
+
+    inputs = [features(), features(), features()]
+    labels = torch.zeros(pairs, device=device)
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            value = loss(inputs, labels)
+        value.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _save_placeholder_tokenizer(folder: Path, vocab_size: int) -> None:
+    """A WordPiece tokenizer over made-up tokens: ST needs one on disk, inputs are pre-tokenised."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordPiece
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])}
+    vocab.update({f"t{i}": i for i in range(len(vocab), vocab_size)})
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(WordPiece(vocab, unk_token="[UNK]")),
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    )
+    fast.save_pretrained(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny shapes on CPU (smoke test)")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--attention", default=None, help="xla or cudnn (default: cudnn on GPU)")
+    parser.add_argument("--gradcache-pairs", type=int, default=8192)
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    on_gpu = jax.devices()[0].platform == "gpu"
+    attention = args.attention or ("cudnn" if on_gpu else "xla")
+    encoder = TINY if args.tiny else get_named_config("bert_base").encoder
+    shapes = [(128, 16), (32, 8)] if args.tiny else [(128, 128), (512, 32)]
+    peak = matmul_peak_tflops(1024 if args.tiny else 8192)
+    device = jax.devices()[0].device_kind
+    print(
+        f"device: {device} x{jax.device_count()}, jax {jax.__version__}, "
+        f"bf16 matmul peak {peak:.1f} TFLOP/s, attention {attention}"
+    )
+    results = {
+        "device": device,
+        "jax": jax.__version__,
+        "matmul_peak_tflops": peak,
+        "attention": attention,
+        "encoder": dataclasses.asdict(encoder),
+        "shapes": [],
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="st_models_"))
+    for length, pairs in shapes:
+        seqs = 3 * pairs
+        ours = time_ours(encoder, pairs, length, args.steps, attention)
+        flops = flops_per_sequence(encoder, length) * seqs
+        row = {
+            "length": length,
+            "pairs": pairs,
+            "ours_seq_per_s": seqs / ours,
+            "ours_tflops": flops / ours / 1e12,
+            "ours_pct_peak": 100 * flops / ours / 1e12 / peak,
+        }
+        print(
+            f"L={length} pairs={pairs}: ours {seqs / ours:8.0f} seq/s "
+            f"{row['ours_tflops']:6.1f} TFLOP/s ({row['ours_pct_peak']:.0f}% of peak)",
+            flush=True,
+        )
+        if not args.skip_peer:
+            theirs = time_sentence_transformers(encoder, pairs, length, args.steps, workdir)
+            row.update(
+                st_seq_per_s=seqs / theirs, st_tflops=flops / theirs / 1e12, ratio=theirs / ours
+            )
+            print(
+                f"  sentence-transformers {seqs / theirs:8.0f} seq/s "
+                f"{row['st_tflops']:6.1f} TFLOP/s -> ratio {theirs / ours:.2f}x",
+                flush=True,
+            )
+        results["shapes"].append(row)
+    if args.gradcache_pairs:
+        pairs = 64 if args.tiny else args.gradcache_pairs
+        chunk = 16 if args.tiny else 512
+        seconds = time_ours(encoder, pairs, 128 if not args.tiny else 32, 1, attention, chunk)
+        results["gradcache"] = {
+            "pairs": pairs,
+            "chunk": chunk,
+            "seconds_per_step": seconds,
+            "seq_per_s": 3 * pairs / seconds,
+        }
+        print(
+            f"GradCache: {pairs} pairs/step (chunks of {chunk}) -> {seconds:.2f} s/step, "
+            f"{3 * pairs / seconds:.0f} seq/s",
+            flush=True,
+        )
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The interface every LLM backend implements: batched generation and continuation scoring.
+
+The FRet pipeline needs exactly two things from an LLM: write text for a prompt (query
+generation), and the log-probability of a given continuation after a given context (query
+likelihood, relevance-label likelihood). Backends: a local Flax decoder, an OpenAI-compatible
+HTTP server, Gemini.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+# A raw text prompt (completion), or chat messages [{"role": ..., "content": ...}] that the
+# backend formats with the model's chat template (local) or sends to a chat endpoint (HTTP).
+Prompt = str | Sequence[dict[str, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    text: str
+    # "stop" (a stop string or end of sequence), "length" (hit max_tokens), or "error".
+    finish_reason: str
+    num_tokens: int
+
+
+class LLMError(RuntimeError):
+    """A backend cannot do what was asked (a misconfiguration, not a transient failure)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ContinuationScore:
+    """log p(continuation | context): the sum and the per-token terms (natural log).
+
+    ``total`` is NaN when the backend failed on this pair after its retries (and counted it).
+    """
+
+    total: float
+    token_logprobs: tuple[float, ...]
+
+
+class LLM(abc.ABC):
+    """A language model reachable for batched generation and scoring."""
+
+    @property
+    @abc.abstractmethod
+    def backend(self) -> str:
+        """Short backend name, e.g. ``"jax"``, ``"openai"``, ``"gemini"``."""
+
+    @property
+    @abc.abstractmethod
+    def model_id(self) -> str:
+        """What model answers: a file hash, a served model name. Goes into cache keys."""
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[Generation]:
+        """Continue each prompt; ``temperature=0`` is greedy, otherwise sampled with ``seed``."""
+
+    @abc.abstractmethod
+    def score(
+        self, contexts: Sequence[str], continuations: Sequence[str]
+    ) -> list[ContinuationScore]:
+        """log p(continuation_i | context_i) for each pair."""
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What distinguishes this model's outputs, for the on-disk call cache (no secrets)."""
+        return {"backend": self.backend, "model": self.model_id}

@@ -1,0 +1,129 @@
+"""Gemini through ``google-genai`` (the optional ``gemini`` extra): generation, label scoring.
+
+Gemini returns no log-probabilities of prompt text, so general continuation scoring (query
+likelihood) is impossible here. What it does return is the top candidates of each generated
+token, which is enough for relevance classification: ``score`` works when every continuation is a
+single-token label (``"Yes"``, ``"2"``), reading its log-probability from the first generated
+step's top candidates (``-inf`` if it is not among them; spellings that differ only in
+surrounding spaces are added up).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from gecko_jax.llm.base import LLM, ContinuationScore, Generation, LLMError, Prompt
+
+# The API's cap on returned top candidates per step.
+_MAX_TOP_CANDIDATES = 20
+
+
+def _contents(prompt: Prompt) -> tuple[list[dict[str, Any]], str | None]:
+    """Gemini ``contents`` and system instruction for a raw or chat prompt."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "parts": [{"text": prompt}]}], None
+    system = "\n\n".join(m["content"] for m in prompt if m["role"] == "system") or None
+    contents = [
+        {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
+        for m in prompt
+        if m["role"] != "system"
+    ]
+    return contents, system
+
+
+class GeminiLLM(LLM):
+    """Calls ``client.models.generate_content``; ``client`` defaults to ``genai.Client``."""
+
+    def __init__(self, model: str, api_key_env: str = "GEMINI_API_KEY", client: Any = None):
+        if client is None:
+            try:
+                from google import genai
+            except ImportError as error:
+                raise ImportError(
+                    "GeminiLLM needs the google-genai package: pip install 'gecko_jax[gemini]'"
+                ) from error
+            client = genai.Client(api_key=os.environ.get(api_key_env))
+        self.model = model
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"GeminiLLM(model={self.model!r})"
+
+    @property
+    def backend(self) -> str:
+        return "gemini"
+
+    @property
+    def model_id(self) -> str:
+        return self.model
+
+    def _call(self, prompt: Prompt, config: dict[str, Any]) -> Any:
+        contents, system = _contents(prompt)
+        if system:
+            config = {**config, "system_instruction": system}
+        return self.client.models.generate_content(
+            model=self.model, contents=contents, config=config
+        )
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[Generation]:
+        config: dict[str, Any] = {
+            "max_output_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": seed,
+        }
+        if stop:
+            config["stop_sequences"] = list(stop)
+        results = []
+        for prompt in prompts:
+            response = self._call(prompt, config)
+            reason = str(getattr(response.candidates[0], "finish_reason", "") or "")
+            usage = getattr(response, "usage_metadata", None)
+            results.append(
+                Generation(
+                    response.text or "",
+                    "length" if "MAX_TOKENS" in reason else "stop",
+                    int(getattr(usage, "candidates_token_count", 0) or 0),
+                )
+            )
+        return results
+
+    def score(
+        self, contexts: Sequence[str], continuations: Sequence[str]
+    ) -> list[ContinuationScore]:
+        """log p(label | context) for single-token labels, from the first step's top candidates."""
+        labels = [c.strip() for c in continuations]
+        if any(not label or any(ch.isspace() for ch in label) for label in labels):
+            raise NotImplementedError(
+                "Gemini gives no prompt log-probabilities: it can only score single-token "
+                "relevance labels (e.g. 'Yes'/'No'), not free text such as queries"
+            )
+        config = {
+            "max_output_tokens": 1,
+            "temperature": 0.0,
+            "response_logprobs": True,
+            "logprobs": _MAX_TOP_CANDIDATES,
+        }
+        results = []
+        for context, label in zip(contexts, labels, strict=True):
+            result = getattr(self._call(context, config).candidates[0], "logprobs_result", None)
+            if result is None or not result.top_candidates:
+                raise LLMError(f"{self.model} returned no logprobs; it cannot score labels")
+            # "Yes" and " Yes" are the same label: add their probabilities.
+            probability = sum(
+                math.exp(c.log_probability)
+                for c in result.top_candidates[0].candidates
+                if c.token.strip() == label
+            )
+            value = math.log(probability) if probability > 0 else -math.inf
+            results.append(ContinuationScore(value, (value,)))
+        return results

@@ -1,0 +1,231 @@
+"""An OpenAI-compatible HTTP server as the LLM: vLLM, llama.cpp server, Ollama, OpenAI.
+
+Chat messages go to ``/chat/completions``, raw strings to ``/completions``. Scoring needs prompt
+log-probabilities: ``/completions`` with ``echo=true, logprobs=1``, which vLLM and OpenAI's
+completion models return; the continuation's tokens are found by their text offsets. Servers that
+do not return them (llama.cpp server, Ollama) get a clear :class:`LLMError` instead of a score.
+
+Transient failures (timeouts, connection errors, 5xx, 408, 429) are retried with exponential
+backoff; an item that still fails, or that the server rejects (other 4xx, e.g. a prompt longer
+than the context), is counted in ``stats`` and comes back as ``finish_reason="error"`` or a NaN
+score, so one bad item never stops a long run (and the cache does not store it).
+
+The API key is read from the environment once, sent only in the ``Authorization`` header, and
+never logged, repr'd or put in :meth:`cache_identity`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import logging
+import math
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from gecko_jax.llm.base import LLM, ContinuationScore, Generation, LLMError, Prompt
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_RETRYABLE_STATUS = frozenset({408, 429})
+# A wrong key, model or URL: every call would fail the same way, so stop at once.
+_CONFIG_STATUS = frozenset({401, 403, 404})
+
+
+class _RequestFailed(Exception):
+    """One request failed for good (retries spent, or a non-retryable status)."""
+
+
+@dataclasses.dataclass
+class CallStats:
+    """What the backend did: requests sent, retries, and items that failed after retries."""
+
+    requests: int = 0
+    retries: int = 0
+    failures: int = 0
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
+
+
+class OpenAICompatibleLLM(LLM):
+    """Batched calls to an OpenAI-compatible ``/v1`` API, ``max_concurrency`` at a time."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str = "http://localhost:8000/v1",
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_concurrency: int = 8,
+    ):
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_concurrency = max_concurrency
+        self.stats = CallStats()
+        self._api_key = os.environ.get(api_key_env)
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleLLM(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def backend(self) -> str:
+        return "openai"
+
+    @property
+    def model_id(self) -> str:
+        return self.model
+
+    def cache_identity(self) -> dict[str, Any]:
+        # The server matters (two servers may serve different weights under one name).
+        return {**super().cache_identity(), "base_url": self.base_url}
+
+    def _post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON with retries; raises :class:`_RequestFailed` when the item has failed."""
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        data = json.dumps(body).encode("utf-8")
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.stats.add(retries=1)
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            self.stats.add(requests=1)
+            request = urllib.request.Request(self.base_url + route, data, headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read().decode("utf-8"))
+            except urllib.error.HTTPError as error:
+                message = error.read().decode("utf-8", "replace")[:300]
+                if error.code in _CONFIG_STATUS:
+                    raise LLMError(
+                        f"{self.base_url}{route}: HTTP {error.code}: {message}"
+                    ) from None
+                if error.code < 500 and error.code not in _RETRYABLE_STATUS:
+                    raise _RequestFailed(f"{route}: HTTP {error.code}: {message}") from None
+                problem = f"HTTP {error.code}: {message}"
+            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+                problem = f"{type(error).__name__}: {error}"
+            logger.warning(
+                "%s attempt %d/%d failed: %s", route, attempt + 1, self.max_retries + 1, problem
+            )
+        raise _RequestFailed(f"{route}: {self.max_retries + 1} attempts failed; last: {problem}")
+
+    def _map(self, fn: Callable[[Any], T], items: Sequence[Any], failed: T) -> list[T]:
+        """``fn`` over items, ``max_concurrency`` at a time; a failed item becomes ``failed``."""
+
+        def one(item: Any) -> T:
+            try:
+                return fn(item)
+            except _RequestFailed as error:
+                self.stats.add(failures=1)
+                logger.error("LLM call failed (%d failures so far): %s", self.stats.failures, error)
+                return failed
+
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            return list(pool.map(one, items))
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[Generation]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": seed,
+        }
+        if stop:
+            params["stop"] = list(stop)
+
+        def one(prompt: Prompt) -> Generation:
+            if isinstance(prompt, str):
+                choice, usage = self._choice("/completions", {**params, "prompt": prompt})
+                text = choice.get("text") or ""
+            else:
+                body = {**params, "messages": [dict(m) for m in prompt]}
+                choice, usage = self._choice("/chat/completions", body)
+                text = (choice.get("message") or {}).get("content") or ""
+            finish = "length" if choice.get("finish_reason") == "length" else "stop"
+            return Generation(text, finish, int(usage.get("completion_tokens") or 0))
+
+        return self._map(one, prompts, Generation("", "error", 0))
+
+    def _choice(self, route: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        response = self._post(route, body)
+        choices = response.get("choices") or []
+        if not choices:
+            raise _RequestFailed(f"{route}: response has no choices: {str(response)[:200]}")
+        return choices[0], response.get("usage") or {}
+
+    def score(
+        self, contexts: Sequence[str], continuations: Sequence[str]
+    ) -> list[ContinuationScore]:
+        if len(contexts) != len(continuations):
+            raise ValueError(f"{len(contexts)} contexts but {len(continuations)} continuations")
+
+        def one(pair: tuple[str, str]) -> ContinuationScore:
+            context, continuation = pair
+            body = {
+                "model": self.model,
+                "prompt": context + continuation,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "echo": True,
+                "logprobs": 1,
+            }
+            choice, _ = self._choice("/completions", body)
+            return continuation_score(choice.get("logprobs"), len(context), len(continuation))
+
+        return self._map(
+            one, list(zip(contexts, continuations, strict=True)), ContinuationScore(math.nan, ())
+        )
+
+
+def continuation_score(logprobs: Any, start: int, length: int) -> ContinuationScore:
+    """Sum the echoed prompt tokens that overlap characters ``[start, start + length)``.
+
+    A token is in the continuation when its span (its offset up to the next token's offset)
+    overlaps the continuation's characters, so a token straddling the boundary counts.
+    """
+    offsets = (logprobs or {}).get("text_offset")
+    values = (logprobs or {}).get("token_logprobs")
+    if not offsets or not values or all(v is None for v in values):
+        raise LLMError(
+            "the server returned no prompt log-probabilities; scoring needs /v1/completions "
+            "with echo=true and logprobs (vLLM, OpenAI completion models). llama.cpp server "
+            "and Ollama do not provide them: use the local JAX backend for scoring."
+        )
+    end = start + length
+    terms = []
+    for i, offset in enumerate(offsets):
+        following = offsets[i + 1] if i + 1 < len(offsets) else math.inf
+        if offset < end and (following > start or offset >= start):
+            if values[i] is None:
+                raise LLMError(
+                    "no log-probability for the first continuation token: empty context?"
+                )
+            terms.append(float(values[i]))
+    if not terms:
+        raise LLMError(f"no echoed token covers characters [{start}, {end})")
+    return ContinuationScore(sum(terms), tuple(terms))

@@ -1,0 +1,134 @@
+"""``gecko-train``: gin-configured training, t5x style.
+
+    gecko-train --gin_file=gin_configs/runs/tiny.gin --workdir=/tmp/run \
+        --gin_param="TrainConfig.total_steps = 20"
+
+Gin lives here and in ``gin_configs/``; the library underneath takes plain dataclasses.
+Gin files may ``import`` other modules (e.g. the seqio tasks) to reach their configurables.
+The operative config is written to ``WORKDIR/operative_config.gin``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gin
+import jax
+import numpy as np
+
+from gecko_jax.assets import minilm_path
+from gecko_jax.models.config import DualEncoderConfig
+from gecko_jax.models.named_configs import get_named_config
+from gecko_jax.partitioning import MeshConfig, initialize_distributed
+from gecko_jax.training.config import TrainConfig
+from gecko_jax.training.inputs import ArrayBatcher
+from gecko_jax.training.trainer import BatchFn, train
+
+logger = logging.getLogger("gecko_jax.train")
+
+gin.external_configurable(TrainConfig, module="gecko")
+gin.external_configurable(minilm_path, module="gecko")
+gin.external_configurable(MeshConfig, module="gecko")
+
+
+@gin.configurable(module="gecko")
+def model_config(name: str = gin.REQUIRED, **overrides: Any) -> DualEncoderConfig:
+    """A named model config (``minilm_l6``, ``gecko_1b``, ...) with field overrides."""
+    base = get_named_config(name).to_dict()
+    return DualEncoderConfig.from_dict({**base, **overrides})
+
+
+@gin.configurable(module="gecko")
+def synthetic_batcher(
+    global_batch_size: int,
+    seed: int,
+    process_index: int,
+    process_count: int,
+    vocab_size: int = 1000,
+    query_length: int = 16,
+    passage_length: int = 32,
+    num_examples: int = 512,
+) -> BatchFn:
+    """Random token triples: for smoke runs and throughput tests, not for learning anything."""
+    rng = np.random.default_rng(seed)
+
+    def tokens(length: int) -> tuple[np.ndarray, np.ndarray]:
+        lengths = rng.integers(2, length + 1, size=num_examples)
+        mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
+        ids = rng.integers(1, vocab_size, size=(num_examples, length)).astype(np.int32)
+        return ids * mask, mask
+
+    features: dict[str, np.ndarray] = {}
+    for field, length in (
+        ("query", query_length),
+        ("positive", passage_length),
+        ("negative", passage_length),
+    ):
+        features[f"{field}_input_ids"], features[f"{field}_attention_mask"] = tokens(length)
+    features.update(
+        has_negative=np.ones(num_examples, np.int32),
+        task_id=np.zeros(num_examples, np.int32),
+        query_text_hash=np.arange(num_examples, dtype=np.int32),
+        positive_text_hash=np.arange(num_examples, dtype=np.int32) + num_examples,
+        example_mask=np.ones(num_examples, np.int32),
+    )
+    return ArrayBatcher(features, global_batch_size, seed, process_index, process_count)
+
+
+@gin.configurable(module="gecko")
+def run(
+    workdir: str,
+    config: TrainConfig = gin.REQUIRED,
+    batcher: Callable[..., BatchFn] = gin.REQUIRED,
+) -> None:
+    batch_fn = batcher(
+        global_batch_size=config.global_batch_size,
+        seed=config.seed,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    if jax.process_index() == 0:
+        operative = Path(workdir) / "operative_config.gin"
+        operative.parent.mkdir(parents=True, exist_ok=True)
+        operative.write_text(gin.operative_config_str())
+    result = train(config, batch_fn, workdir)
+    if result.stopped_by_signal:
+        logger.warning(
+            "stopped by signal at step %d; rerun the same command to resume", int(result.state.step)
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gecko-train", description=__doc__.splitlines()[0])
+    parser.add_argument("--gin_file", action="append", default=[], required=True)
+    parser.add_argument("--gin_param", action="append", default=[])
+    parser.add_argument("--gin_search_path", action="append", default=[])
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--coordinator_address", help="multi-host: host:port of process 0")
+    parser.add_argument("--num_processes", type=int)
+    parser.add_argument("--process_id", type=int)
+    parser.add_argument("--cpu_collectives", help='e.g. "gloo" for multi-process CPU runs')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.coordinator_address or args.num_processes:
+        initialize_distributed(
+            args.coordinator_address, args.num_processes, args.process_id, args.cpu_collectives
+        )
+    search_paths = [*args.gin_search_path, str(Path(__file__).resolve().parents[1])]
+    for path in search_paths:
+        gin.add_config_file_search_path(path)
+    gin.parse_config_files_and_bindings(args.gin_file, args.gin_param)
+    run(workdir=args.workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

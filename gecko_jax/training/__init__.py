@@ -1,0 +1,1 @@
+"""The dual-encoder trainer: sharded train step, GradCache, optimiser, checkpoints, metrics."""

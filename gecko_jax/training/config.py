@@ -1,0 +1,62 @@
+"""Everything a training run needs to know, as one plain dataclass (gin fills it at the edge)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gecko_jax.losses import DEFAULT_TEMPERATURE
+from gecko_jax.models.config import DualEncoderConfig
+from gecko_jax.partitioning import MeshConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    model: DualEncoderConfig
+    total_steps: int
+    global_batch_size: int
+    # Optimiser: AdamW, warmup then linear/cosine decay, global-norm clipping.
+    learning_rate: float = 2e-5
+    warmup_steps: int = 0
+    schedule: str = "linear"  # "linear", "cosine" or "constant" after warmup
+    end_learning_rate_fraction: float = 0.0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    adam_eps: float = 1e-6
+    # Loss (paper Eq. 2/3).
+    temperature: float = DEFAULT_TEMPERATURE
+    same_tower: bool = True
+    use_hard_negatives: bool = True
+    mrl_weights: tuple[float, ...] | None = None
+    # Memory: GradCache chunk size in examples (None: embed the whole batch at once).
+    gradcache_chunk_size: int | None = None
+    mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+    seed: int = 0
+    # Robustness and bookkeeping.
+    max_consecutive_bad_steps: int = 5
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    async_checkpointing: bool = True
+    log_every: int = 1
+    eval_every: int = 0
+    init_from: str | None = None
+    peak_flops_per_device: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("linear", "cosine", "constant"):
+            raise ValueError(f"schedule must be linear, cosine or constant, got {self.schedule!r}")
+        if self.total_steps < 1 or self.global_batch_size < 1:
+            raise ValueError("total_steps and global_batch_size must be >= 1")
+        chunk = self.gradcache_chunk_size
+        if chunk is not None and (chunk < 1 or self.global_batch_size % chunk):
+            raise ValueError(
+                f"gradcache_chunk_size {chunk} must divide global_batch_size "
+                f"{self.global_batch_size}"
+            )
+        if self.mrl_weights is not None and len(self.mrl_weights) != len(self.mrl_dims):
+            raise ValueError(f"{len(self.mrl_weights)} mrl_weights for mrl_dims {self.mrl_dims}")
+
+    @property
+    def mrl_dims(self) -> tuple[int, ...]:
+        return self.model.mrl_dims or (self.model.output_dim,)

@@ -1,0 +1,223 @@
+"""The training loop: resume or initialise, step, log, evaluate, checkpoint, stop cleanly.
+
+One readable function in the spirit of big_vision's trainers. Hooks (evaluation, the batch
+source) are plain callables passed in; gin and the CLI live in ``gecko_jax.train_cli``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from gecko_jax.features import validate_batch
+from gecko_jax.partitioning import (
+    batch_sharding,
+    create_mesh,
+    global_batch_from_host,
+    mesh_context,
+    num_batch_shards,
+    replicated,
+)
+from gecko_jax.training.checkpoints import CHECKPOINT_DIR, Checkpointer
+from gecko_jax.training.config import TrainConfig
+from gecko_jax.training.metrics import MetricsWriter, peak_flops, train_flops_per_step
+from gecko_jax.training.optimizer import learning_rate_schedule, make_optimizer
+from gecko_jax.training.state import abstract_state, init_state, state_shardings
+from gecko_jax.training.step import TrainState, make_train_step
+
+logger = logging.getLogger(__name__)
+
+BatchFn = Callable[[int], dict[str, np.ndarray]]
+EvalFn = Callable[[Any, int], dict[str, float]]
+
+
+class TrainingDivergedError(RuntimeError):
+    """Too many consecutive non-finite steps; the last good state was checkpointed."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    state: TrainState
+    stopped_by_signal: bool
+    workdir: Path
+
+
+def _load_init_params(path: str, config: TrainConfig) -> Any:
+    """Params-only initialisation: our export, a HF/sentence-transformers folder, or a workdir."""
+    from gecko_jax.encoder import read_model_folder
+
+    folder = Path(path)
+    if (folder / CHECKPOINT_DIR).is_dir():
+        optimizer = make_optimizer(config)
+        checkpointer = Checkpointer(folder, async_save=False)
+        step = checkpointer.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {folder / CHECKPOINT_DIR}")
+        mesh = create_mesh(config.mesh)
+        state, _ = checkpointer.restore(step, abstract_state(config, optimizer, mesh))
+        checkpointer.close()
+        return jax.device_get(state.params)
+    model_config, params, _ = read_model_folder(folder)
+    if model_config.encoder != config.model.encoder:
+        raise ValueError(
+            f"init_from {folder}: its backbone {model_config.encoder} differs from the configured "
+            f"{config.model.encoder}"
+        )
+    if config.model.projection_dim and "projection" not in params:
+        raise ValueError(
+            f"init_from {folder} has no projection layer but the model config asks for "
+            f"projection_dim={config.model.projection_dim}; initialise it fresh instead"
+        )
+    return params
+
+
+def restore_or_init(
+    config: TrainConfig, optimizer: Any, mesh: Mesh, checkpointer: Checkpointer
+) -> TrainState:
+    """The resume contract: latest checkpoint, else params from ``init_from``, else fresh."""
+    step = checkpointer.latest_step()
+    if step is not None:
+        state, meta = checkpointer.restore(step, abstract_state(config, optimizer, mesh))
+        logger.info("resumed from checkpoint at step %d (%s)", step, meta.get("reason"))
+        return state
+    rng = jax.random.key(config.seed)
+    if config.init_from:
+        logger.info("initialising parameters from %s", config.init_from)
+        return init_state(config, optimizer, mesh, rng, _load_init_params(config.init_from, config))
+    return init_state(config, optimizer, mesh, rng)
+
+
+def _non_embedding_params(params: Any) -> int:
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    return sum(
+        int(np.prod(x.shape)) for path, x in leaves if "embedding" not in jax.tree_util.keystr(path)
+    )
+
+
+class _StopFlag:
+    """Set by SIGTERM (TPU VM preemption), checked between steps."""
+
+    def __init__(self) -> None:
+        self.signalled = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not in the main thread: no signal handling
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        del frame
+        logger.warning("received signal %d: checkpointing and stopping", signum)
+        self.signalled = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def train(
+    config: TrainConfig,
+    batch_fn: BatchFn,
+    workdir: str | Path,
+    eval_fn: EvalFn | None = None,
+    mesh: Mesh | None = None,
+) -> TrainResult:
+    """Train until ``config.total_steps``, resuming from ``workdir`` if it holds a checkpoint.
+
+    ``batch_fn(step)`` returns this host's rows of the global batch for ``step``.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    mesh = mesh or create_mesh(config.mesh)
+    optimizer, schedule = make_optimizer(config), learning_rate_schedule(config)
+    checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.async_checkpointing)
+    is_chief = jax.process_index() == 0
+    if is_chief:
+        (workdir / "train_config.json").write_text(
+            json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n"
+        )
+    with mesh_context(mesh), _StopFlag() as stop:
+        state = restore_or_init(config, optimizer, mesh, checkpointer)
+        shardings = state_shardings(config, optimizer, mesh)
+        step_fn = jax.jit(
+            make_train_step(config, optimizer, schedule, num_batch_shards(mesh)),
+            in_shardings=(shardings, batch_sharding(mesh)),
+            out_shardings=(shardings, replicated(mesh)),
+            donate_argnums=0,
+        )
+        start = int(state.step)
+        writer = MetricsWriter(workdir, start, enabled=is_chief)
+        device_peak = config.peak_flops_per_device or peak_flops(jax.devices()[0].device_kind)
+        non_embedding = _non_embedding_params(state.params)
+        last_time = time.perf_counter()
+
+        def meta(reason: str) -> dict[str, Any]:
+            return {"reason": reason, "data_step": int(state.step), "seed": config.seed}
+
+        try:
+            for step in range(start, config.total_steps):
+                host_batch = batch_fn(step)
+                validate_batch(host_batch)
+                batch = global_batch_from_host(host_batch, mesh)
+                state, metrics = step_fn(state, batch)
+                done = step + 1
+                bad_in_a_row = int(state.consecutive_bad_steps)
+                if bad_in_a_row >= config.max_consecutive_bad_steps:
+                    checkpointer.save(done, state, meta("diverged"))
+                    checkpointer.wait()
+                    raise TrainingDivergedError(
+                        f"{bad_in_a_row} consecutive steps had non-finite loss or gradients "
+                        f"(last at step {done}); parameters from the last good step were saved "
+                        f"in {checkpointer.directory}"
+                    )
+                if done % config.log_every == 0 or done == config.total_steps:
+                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    now = time.perf_counter()
+                    elapsed = (now - last_time) / config.log_every
+                    last_time = now
+                    tokens = sum(
+                        int(np.prod(batch[f"{f}_input_ids"].shape))
+                        for f in ("query", "positive", "negative")
+                    )
+                    flops = train_flops_per_step(
+                        non_embedding, tokens, config.gradcache_chunk_size is not None
+                    )
+                    values["examples_per_second"] = config.global_batch_size / elapsed
+                    if device_peak:
+                        values["mfu"] = flops / elapsed / (device_peak * jax.device_count())
+                    values["skipped_steps"] = int(state.skipped_steps)
+                    writer.write(done, values)
+                    logger.info(
+                        "step %d/%d loss %.4f acc %.3f lr %.2e %.1f ex/s",
+                        done,
+                        config.total_steps,
+                        values["loss"],
+                        values["accuracy"],
+                        values["learning_rate"],
+                        values["examples_per_second"],
+                    )
+                if eval_fn is not None and config.eval_every and done % config.eval_every == 0:
+                    eval_metrics = eval_fn(state.params, done)
+                    writer.write(done, {f"eval/{k}": v for k, v in eval_metrics.items()})
+                if stop.signalled:
+                    checkpointer.save(done, state, meta("signal"))
+                    break
+                if done % config.checkpoint_every == 0 or done == config.total_steps:
+                    checkpointer.save(done, state, meta("periodic"))
+        finally:
+            writer.close()
+            checkpointer.close()
+    return TrainResult(state, stop.signalled, workdir)

@@ -1,0 +1,40 @@
+"""Gin configurables for training on these tasks; gin files ``import tasks.gin_bindings``.
+
+Kept apart from the library modules so that ``tasks`` itself stays gin-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gin
+import numpy as np
+import seqio
+
+from tasks.feature_converter import FeatureLengths
+from tasks.input_pipeline import MixtureBatcher
+
+
+@gin.configurable(module="tasks")
+def mixture_batcher(
+    global_batch_size: int,
+    seed: int,
+    process_index: int,
+    process_count: int,
+    mixture: str = gin.REQUIRED,
+    query_length: int = 64,
+    passage_length: int = 256,
+    tokenizer: str | None = None,
+    single_task_batches: bool = True,
+) -> Callable[[int], dict[str, np.ndarray]]:
+    """``batch(step)`` over a registered mixture or task, this host's shard of each batch."""
+    batcher = MixtureBatcher(
+        mixture,
+        seed=seed,
+        global_batch_size=global_batch_size,
+        shard_info=seqio.ShardInfo(index=process_index, num_shards=process_count),
+        single_task_batches=single_task_batches,
+        lengths=FeatureLengths(query_length, passage_length, passage_length),
+        tokenizer=tokenizer,
+    )
+    return batcher.batch

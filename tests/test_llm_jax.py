@@ -1,0 +1,281 @@
+"""The local JAX decoder on the real SmolLM2-135M GGUF, against transformers on the same file.
+
+One JaxLLM and one transformers reference per module: the 30-layer model compiles slowly on CPU,
+so every test reuses a few shapes (batch 1/2/4, length 64/128).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec
+
+torch = pytest.importorskip("torch")
+
+from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
+from gecko_jax.llm import JaxLLM  # noqa: E402
+from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
+from gecko_jax.llm.llama import KVCache, Llama, LlamaConfig, abstract_params  # noqa: E402
+from gecko_jax.llm.torch_reference import load_reference  # noqa: E402
+from gecko_jax.partitioning import MeshConfig, create_mesh  # noqa: E402
+
+MAX_CONTEXT = 128
+RAW_PROMPTS = [
+    "The capital of France is Paris, and the capital of Germany is",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n",
+]
+CHAT_PROMPTS = [
+    [{"role": "user", "content": "Write a search query about whales."}],
+    [{"role": "user", "content": "Name three fruits."}],
+]
+PAIRS = [
+    (
+        "Passage: The blue whale is the largest animal ever known.\nQuery:",
+        " how big is a blue whale",
+    ),
+    ("Passage: Bread is made from flour, water and yeast.\nQuery:", " what is bread made of"),
+    ("Is the sky blue? Answer:", " Yes"),
+]
+
+
+@pytest.fixture(scope="module")
+def llm() -> JaxLLM:
+    return JaxLLM.from_gguf(smollm2_gguf_path(), max_context=MAX_CONTEXT, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    torch.manual_seed(0)
+    return load_reference(smollm2_gguf_path())
+
+
+def reference_logprobs(model, ids: list[int]) -> np.ndarray:
+    """log p(ids[t] | ids[:t]) for t >= 1, from transformers."""
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids])).logits[0]
+    logprobs = torch.log_softmax(logits.double(), dim=-1)[:-1]
+    return logprobs.gather(-1, torch.tensor(ids[1:])[:, None])[:, 0].numpy()
+
+
+def test_unpermute_inverts_llama_cpp_permute():
+    heads, head_dim, fan_in = 3, 8, 5
+    weight = np.arange(heads * head_dim * fan_in, dtype=np.float32).reshape(-1, fan_in)
+    # convert_hf_to_gguf.py's LlamaModel.permute
+    permuted = weight.reshape(heads, 2, head_dim // 2, fan_in).swapaxes(1, 2).reshape(weight.shape)
+    assert not np.array_equal(permuted, weight)
+    np.testing.assert_array_equal(unpermute_rope_rows(permuted, heads), weight)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "In 2024, 12345 people said: don't, won't, I'll!",
+        "naïve café — 東京 🐍 Ünïcödé",
+        "  leading spaces\n\n\ttabs   and  runs\r\n",
+        "<|im_start|>user\nhi<|im_end|>\n<|endoftext|>",
+        "x=1+2; print(x)  # comment\n",
+    ],
+)
+def test_tokenizer_matches_transformers(llm, reference, text):
+    _, tokenizer = reference
+    ids = llm.tokenizer.encode(text)
+    assert ids == tokenizer(text)["input_ids"]
+    assert llm.tokenizer.tokenizer.decode(ids, skip_special_tokens=False) == text
+
+
+def test_chat_template_renders_chatml(llm):
+    rendered = llm.tokenizer.render(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    )
+    assert rendered == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    # Without a system message, the template adds SmolLM's own.
+    assert llm.tokenizer.render(CHAT_PROMPTS[0]).startswith(
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM"
+    )
+    assert llm.tokenizer.stop_ids >= {llm.tokenizer.eos_id}
+    assert llm.tokenizer.tokenizer.id_to_token(llm.tokenizer.eos_id) == "<|im_end|>"
+
+
+def test_logits_match_transformers(llm, reference):
+    """Left-padded batch of two prompts vs transformers on each prompt alone."""
+    model, _ = reference
+    rows = [llm.tokenizer.encode(p) for p in RAW_PROMPTS]
+    length = 64
+    tokens = np.zeros((len(rows), length), np.int32)
+    mask = np.zeros_like(tokens)
+    for i, ids in enumerate(rows):
+        tokens[i, length - len(ids) :], mask[i, length - len(ids) :] = ids, 1
+
+    @jax.jit
+    def logits(params, tokens, mask):
+        decoder = Llama(llm.config)
+        positions = jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
+        cache = KVCache.zeros(llm.config, *tokens.shape, jnp.float32)
+        hidden, _ = decoder.apply({"params": params}, tokens, positions, mask, cache, 0)
+        return decoder.apply({"params": params}, hidden, method=Llama.logits)
+
+    ours = np.asarray(logits(llm.params, tokens, mask))
+    worst = 0.0
+    for i, ids in enumerate(rows):
+        with torch.inference_mode():
+            theirs = model(torch.tensor([ids])).logits[0].numpy()
+        mine = ours[i, length - len(ids) :]
+        np.testing.assert_array_equal(mine.argmax(-1), theirs.argmax(-1))
+        worst = max(worst, float(np.abs(mine - theirs).max()))
+    print(f"max |logit diff| vs transformers: {worst:.2e}")
+    assert worst < 2e-3
+
+
+def test_greedy_generation_matches_transformers(llm, reference):
+    model, _ = reference
+    ours = llm.generate(CHAT_PROMPTS, max_tokens=16)
+    for prompt, generation in zip(CHAT_PROMPTS, ours, strict=True):
+        ids = llm.tokenizer.encode(llm.tokenizer.render(prompt), at_start=True)
+        with torch.inference_mode():
+            out = model.generate(
+                torch.tensor([ids]),
+                max_new_tokens=16,
+                do_sample=False,
+                eos_token_id=sorted(llm.tokenizer.stop_ids),
+                pad_token_id=llm.tokenizer.eos_id,
+            )[0, len(ids) :].tolist()
+        ended = [k for k, t in enumerate(out) if t in llm.tokenizer.stop_ids]
+        new = out[: ended[0]] if ended else out
+        assert generation.text == llm.tokenizer.decode(new)
+        assert generation.num_tokens == len(new) + bool(ended)
+        assert generation.finish_reason == ("stop" if ended else "length")
+        assert generation.text
+
+
+def test_batched_generation_equals_one_by_one(llm):
+    batched = llm.generate(CHAT_PROMPTS, max_tokens=16)
+    assert batched == [llm.generate([p], max_tokens=16)[0] for p in CHAT_PROMPTS]
+
+
+def test_seeded_sampling_is_reproducible_and_batch_independent(llm):
+    first = llm.generate(CHAT_PROMPTS, max_tokens=16, temperature=1.0, seed=1)
+    assert first == llm.generate(CHAT_PROMPTS, max_tokens=16, temperature=1.0, seed=1)
+    # A prompt's sample depends on (prompt, seed), not on its batch neighbours.
+    assert llm.generate(CHAT_PROMPTS[:1], max_tokens=16, temperature=1.0, seed=1)[0] == first[0]
+    other = llm.generate(CHAT_PROMPTS, max_tokens=16, temperature=1.0, seed=2)
+    greedy = llm.generate(CHAT_PROMPTS, max_tokens=16)
+    assert other != first
+    assert first != greedy
+
+
+def test_stop_strings_and_finish_reason(llm):
+    full = llm.generate(RAW_PROMPTS[:1], max_tokens=16)[0]
+    assert full.finish_reason == "length"
+    assert full.num_tokens == 16
+    stop = full.text[len(full.text) // 2 : len(full.text) // 2 + 3]
+    cut = llm.generate(RAW_PROMPTS[:1], max_tokens=16, stop=["never appears", stop])[0]
+    assert cut.text == full.text[: full.text.find(stop)]
+    assert cut.finish_reason == "stop"
+    assert 0 < cut.num_tokens < 16
+    short = llm.generate(RAW_PROMPTS[:1], max_tokens=3)[0]
+    assert (short.finish_reason, short.num_tokens) == ("length", 3)
+    assert full.text.startswith(short.text)
+
+
+def test_score_matches_transformers(llm, reference):
+    model, _ = reference
+    scores = llm.score([c for c, _ in PAIRS], [q for _, q in PAIRS])
+    for (context, continuation), score in zip(PAIRS, scores, strict=True):
+        head, tail = llm.tokenizer.encode(context), llm.tokenizer.encode(continuation)
+        expected = reference_logprobs(model, head + tail)[-len(tail) :]
+        np.testing.assert_allclose(score.token_logprobs, expected, atol=2e-4)
+        assert score.total == pytest.approx(sum(score.token_logprobs))
+        assert score.total < 0
+
+
+def test_batched_score_equals_one_by_one(llm):
+    batched = llm.score([c for c, _ in PAIRS], [q for _, q in PAIRS])
+    for (context, continuation), score in zip(PAIRS, batched, strict=True):
+        (alone,) = llm.score([context], [continuation])
+        np.testing.assert_allclose(alone.token_logprobs, score.token_logprobs, atol=1e-5)
+
+
+def test_long_context_is_cut_from_the_left_and_counted(llm, reference, caplog):
+    model, _ = reference
+    context = "Passage: " + " ".join(f"word{i}" for i in range(150)) + "\nQuery:"
+    continuation = " what words are listed"
+    head, tail = llm.tokenizer.encode(context), llm.tokenizer.encode(continuation)
+    assert len(head) + len(tail) > MAX_CONTEXT
+    before = llm.truncated
+    with caplog.at_level(logging.WARNING, logger="gecko_jax.llm.jax_backend"):
+        (score,) = llm.score([context], [continuation])
+    assert llm.truncated == before + 1
+    assert "cut from the left" in caplog.text
+    kept = head[len(head) - (MAX_CONTEXT - len(tail)) :]
+    expected = reference_logprobs(model, kept + tail)[-len(tail) :]
+    np.testing.assert_allclose(score.token_logprobs, expected, atol=2e-4)
+
+
+def test_hugging_face_folder_gives_the_same_model(llm, reference, tmp_path):
+    """transformers writes safetensors + tokenizer files; we read them back."""
+    model, tokenizer = reference
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = JaxLLM.from_pretrained(tmp_path, max_context=MAX_CONTEXT, batch_size=4)
+    assert loaded.config == llm.config
+    assert loaded.tokenizer.render(CHAT_PROMPTS[0]) == llm.tokenizer.render(CHAT_PROMPTS[0])
+    assert loaded.tokenizer.stop_ids == llm.tokenizer.stop_ids
+    contexts, continuations = [c for c, _ in PAIRS], [q for _, q in PAIRS]
+    for a, b in zip(
+        loaded.score(contexts, continuations), llm.score(contexts, continuations), strict=True
+    ):
+        np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=1e-5)
+
+
+def test_every_parameter_has_logical_axis_names(llm):
+    abstract = abstract_params(llm.config)
+    boxes = jax.tree.leaves(abstract, is_leaf=lambda x: isinstance(x, nn.Partitioned))
+    assert len(boxes) == 2 + 9 * llm.config.num_layers  # tied: no lm_head
+    for box in boxes:
+        assert isinstance(box, nn.Partitioned)
+        assert len(box.names) == box.value.ndim
+        assert set(box.names) <= {"vocab", "embed", "mlp", "heads", "kv_heads", "kv"}
+    # The GGUF import fills exactly the tree the module declares.
+    shapes = jax.tree.map(lambda x: x.shape, nn.unbox(abstract))
+    assert shapes == jax.tree.map(lambda x: x.shape, llm.params)
+
+
+def test_sharded_model_gives_the_same_results(llm):
+    """A small random decoder (untied head) on a data x fsdp x tensor mesh of 8 CPU devices."""
+    config = LlamaConfig(
+        vocab_size=llm.config.vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+        max_position_embeddings=MAX_CONTEXT,
+    )
+    abstract = nn.unbox(abstract_params(config))
+    leaves, tree = jax.tree.flatten(abstract)
+    keys = jax.random.split(jax.random.key(0), len(leaves))
+    params = jax.tree.unflatten(
+        tree, [0.1 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
+    )
+    mesh = create_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
+    plain = JaxLLM(config, params, llm.tokenizer, "tiny", max_context=MAX_CONTEXT, batch_size=4)
+    sharded = JaxLLM(
+        config, params, llm.tokenizer, "tiny", max_context=MAX_CONTEXT, batch_size=4, mesh=mesh
+    )
+    kernel = sharded.params["layers_0"]["mlp"]["gate_proj"]["kernel"]
+    assert kernel.sharding.spec == PartitionSpec("fsdp", "tensor")
+    contexts, continuations = [c for c, _ in PAIRS], [q for _, q in PAIRS]
+    for a, b in zip(
+        sharded.score(contexts, continuations), plain.score(contexts, continuations), strict=True
+    ):
+        np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=1e-4)
+    assert sharded.generate(CHAT_PROMPTS, 8) == plain.generate(CHAT_PROMPTS, 8)
