@@ -17,6 +17,9 @@ CORE = [
     "tokenizers>=0.20",
     "sentencepiece>=0.2",
     "tqdm>=4.66",
+    # The local LLM backend: GGUF dequantisation and the chat templates stored in GGUF files.
+    "gguf>=0.10",
+    "jinja2>=3.1",
     "scikit-learn>=1.3",
     "scipy>=1.10",
     # The seqio input stack. TF 2.21 breaks scann 1.4.2 at import, so TF stays on 2.20.
@@ -48,6 +51,8 @@ EXTRAS = {
         "pytrec-eval-terrier>=0.5.6",
     ],
     "dev": ["ruff>=0.6"],
+    # The Gemini LLM backend (gecko_jax.llm.gemini_backend).
+    "gemini": ["google-genai>=1.0"],
 }
 
 setup(

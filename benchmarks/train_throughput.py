@@ -34,6 +34,7 @@ from gecko_jax.partitioning import (
     num_batch_shards,
 )
 from gecko_jax.training.config import TrainConfig
+from gecko_jax.training.inputs import random_token_features
 from gecko_jax.training.optimizer import learning_rate_schedule, make_optimizer
 from gecko_jax.training.state import init_state, state_shardings
 from gecko_jax.training.step import make_train_step
@@ -58,22 +59,6 @@ def flops_per_sequence(cfg: EncoderConfig, length: int) -> float:
     dense = 2 * length * cfg.num_layers * (4 * d * d + 2 * d * ff)
     attention = 2 * cfg.num_layers * 2 * length * length * d
     return 3.0 * (dense + attention)
-
-
-def synthetic_batch(pairs: int, length: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    batch = {}
-    for field in ("query", "positive", "negative"):
-        batch[f"{field}_input_ids"] = rng.integers(1, vocab, (pairs, length)).astype(np.int32)
-        batch[f"{field}_attention_mask"] = np.ones((pairs, length), np.int32)
-    batch.update(
-        has_negative=np.ones(pairs, np.int32),
-        task_id=np.zeros(pairs, np.int32),
-        query_text_hash=np.arange(pairs, dtype=np.int32),
-        positive_text_hash=np.arange(pairs, dtype=np.int32) + pairs,
-        example_mask=np.ones(pairs, np.int32),
-    )
-    return batch
 
 
 def time_ours(
@@ -111,9 +96,10 @@ def time_ours(
             in_shardings=(shardings, batch_sharding(mesh)),
             donate_argnums=0,
         )
-        batch = jax.device_put(
-            synthetic_batch(pairs, length, encoder.vocab_size), batch_sharding(mesh)
+        features = random_token_features(
+            pairs, length, length, encoder.vocab_size, full_length=True
         )
+        batch = jax.device_put(features, batch_sharding(mesh))
         for _ in range(2):  # compile and warm up
             state, metrics = step(state, batch)
         jax.block_until_ready(metrics["loss"])

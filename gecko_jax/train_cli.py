@@ -18,14 +18,13 @@ from typing import Any
 
 import gin
 import jax
-import numpy as np
 
 from gecko_jax.assets import minilm_path
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.named_configs import get_named_config
 from gecko_jax.partitioning import MeshConfig, initialize_distributed
 from gecko_jax.training.config import TrainConfig
-from gecko_jax.training.inputs import ArrayBatcher
+from gecko_jax.training.inputs import ArrayBatcher, random_token_features
 from gecko_jax.training.trainer import BatchFn, train
 
 logger = logging.getLogger("gecko_jax.train")
@@ -53,28 +52,9 @@ def synthetic_batcher(
     passage_length: int = 32,
     num_examples: int = 512,
 ) -> BatchFn:
-    """Random token triples: for smoke runs and throughput tests, not for learning anything."""
-    rng = np.random.default_rng(seed)
-
-    def tokens(length: int) -> tuple[np.ndarray, np.ndarray]:
-        lengths = rng.integers(2, length + 1, size=num_examples)
-        mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
-        ids = rng.integers(1, vocab_size, size=(num_examples, length)).astype(np.int32)
-        return ids * mask, mask
-
-    features: dict[str, np.ndarray] = {}
-    for field, length in (
-        ("query", query_length),
-        ("positive", passage_length),
-        ("negative", passage_length),
-    ):
-        features[f"{field}_input_ids"], features[f"{field}_attention_mask"] = tokens(length)
-    features.update(
-        has_negative=np.ones(num_examples, np.int32),
-        task_id=np.zeros(num_examples, np.int32),
-        query_text_hash=np.arange(num_examples, dtype=np.int32),
-        positive_text_hash=np.arange(num_examples, dtype=np.int32) + num_examples,
-        example_mask=np.ones(num_examples, np.int32),
+    """Random token triples: for smoke runs of the machinery, not for learning anything."""
+    features = random_token_features(
+        num_examples, query_length, passage_length, vocab_size, seed=seed
     )
     return ArrayBatcher(features, global_batch_size, seed, process_index, process_count)
 

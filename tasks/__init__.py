@@ -11,13 +11,19 @@ nothing is read until a task is used. Typical use::
     features = batcher.batch(step)   # gecko_jax.features.FIELDS, same for every (seed, step)
 """
 
-from tasks.classification import ClassificationSet
-from tasks.decontamination import decontaminate
-from tasks.defaults import register_defaults
-from tasks.feature_converter import FeatureConverter, FeatureLengths
-from tasks.fret import register_fret
-from tasks.input_pipeline import MixtureBatcher
-from tasks.registry import add_mixture
+import tensorflow as tf
+
+# TensorFlow only runs the input pipeline here. Hide accelerators from it so it never claims
+# GPU memory that JAX needs (TF would otherwise reserve most of each GPU on first use).
+tf.config.set_visible_devices([], "GPU")
+
+from tasks.classification import ClassificationSet  # noqa: E402
+from tasks.decontamination import decontaminate  # noqa: E402
+from tasks.defaults import register_defaults  # noqa: E402
+from tasks.feature_converter import FeatureConverter, FeatureLengths  # noqa: E402
+from tasks.fret import register_fret  # noqa: E402
+from tasks.input_pipeline import MixtureBatcher  # noqa: E402
+from tasks.registry import add_mixture  # noqa: E402
 
 __all__ = [
     "ClassificationSet",

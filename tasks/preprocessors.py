@@ -14,23 +14,15 @@ import seqio
 import tensorflow as tf
 
 from gecko_jax.formats import format_document, format_query
-from tasks.records import with_uid
+from tasks.records import STRING_FIELDS, with_uid
 
 FORMATTED_FIELDS = ("formatted_query", "formatted_positive", "formatted_negative")
 # Texts stay strings: the feature converter tokenizes, so one task serves BERT and T5 towers.
 _TEXT = seqio.Feature(seqio.PassThroughVocabulary(size=0), add_eos=False, dtype=tf.string, rank=0)
 OUTPUT_FEATURES = {name: _TEXT for name in FORMATTED_FIELDS}
 _BATCH = 1024  # Examples per Python call: per-example tf.numpy_function calls are ~50x slower.
-# The record features format_texts reads, in its parameter order.
-_INPUTS = (
-    "task",
-    "query",
-    "positive_title",
-    "positive_text",
-    "negative_title",
-    "negative_text",
-    "uid",
-)
+# The record features format_texts reads, in its parameter order (all but the sampling group).
+_INPUTS = tuple(name for name in STRING_FIELDS if name != "group")
 
 
 def format_texts(

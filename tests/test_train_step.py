@@ -104,11 +104,10 @@ def test_eight_devices_equal_one(reference, mesh_config):
         assert "fsdp" in str(kernel.sharding.spec), kernel.sharding
 
 
-@pytest.mark.parametrize("chunk", [4, 8])
-def test_gradcache_equals_plain(reference, chunk):
+def test_gradcache_equals_plain(reference):
     params, loss, grads = reference
     got_loss, got_grads, _ = _sharded_loss_and_grads(
-        MeshConfig(data=1), params, config(gradcache_chunk_size=chunk), gradcache=True
+        MeshConfig(data=1), params, config(gradcache_chunk_size=4), gradcache=True
     )
     assert got_loss == pytest.approx(loss, rel=1e-5)
     _assert_trees_close(got_grads, grads, atol=1e-5)

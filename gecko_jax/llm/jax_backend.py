@@ -106,12 +106,13 @@ def _generate_tokens(
     hidden, cache = model.apply({"params": params}, tokens, positions, key_mask, cache, 0)
 
     def pick(hidden_last: jax.Array, step: jax.Array) -> jax.Array:
-        logits = model.apply({"params": params}, hidden_last, method=Llama.logits)
+        """The next token of each row from its last hidden state ``[B, 1, E]``."""
+        logits = model.apply({"params": params}, hidden_last, method=Llama.logits)[:, 0]
         keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, step)
         sampled = jax.vmap(jax.random.categorical)(keys, logits / jnp.maximum(temperature, 1e-6))
         return jnp.where(temperature > 0, sampled, jnp.argmax(logits, axis=-1)).astype(jnp.int32)
 
-    first = pick(hidden[:, -1], jnp.int32(0))
+    first = pick(hidden[:, -1:], jnp.int32(0))
     out = jnp.full((batch, max_new), -1, jnp.int32).at[:, 0].set(first)
     done = jnp.isin(first, stop_ids)
 
@@ -129,7 +130,7 @@ def _generate_tokens(
             cache,
             prompt_len + step - 1,
         )
-        token = pick(hidden[:, 0], step)
+        token = pick(hidden, step)
         out = jax.lax.dynamic_update_slice(out, token[:, None], (jnp.int32(0), step))
         return step + 1, out, cache, done | jnp.isin(token, stop_ids), token
 

@@ -263,10 +263,14 @@ class Llama(nn.Module):
 def abstract_params(config: LlamaConfig) -> Any:
     """Parameter shapes boxed with their logical axis names (``nn.Partitioned``); no memory."""
 
+    def forward(model: Llama, *args: Any) -> jax.Array:
+        return model.logits(model(*args)[0])  # both methods, or an untied head is missed
+
     def init() -> Any:
         one = jnp.zeros((1, 1), jnp.int32)
         cache = KVCache.zeros(config, 1, 1, jnp.float32)
-        return Llama(config).init(jax.random.key(0), one, one, one + 1, cache, 0)["params"]
+        args = (one, one, one + 1, cache, 0)
+        return Llama(config).init(jax.random.key(0), *args, method=forward)["params"]
 
     return jax.eval_shape(init)
 

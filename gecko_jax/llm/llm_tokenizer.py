@@ -152,7 +152,8 @@ class LLMTokenizer:
             tok,
             eos_id=int(fields["tokenizer.ggml.eos_token_id"]),
             bos_id=None if bos is None else int(bos),
-            add_bos=bool(fields.get("tokenizer.ggml.add_bos_token", True)),
+            # Files that say nothing: no BOS, as transformers does for byte-level BPE.
+            add_bos=bool(fields.get("tokenizer.ggml.add_bos_token", False)),
             chat_template=fields.get("tokenizer.chat_template"),
         )
 
@@ -178,16 +179,14 @@ class LLMTokenizer:
             value = value.get("content") if isinstance(value, dict) else value
             return None if value is None else tok.token_to_id(value)
 
-        eos = token_id("eos_token")
+        eos, bos = token_id("eos_token"), token_id("bos_token")
         if eos is None:
             raise ValueError(f"{config_path} names no eos_token present in the vocabulary")
-        return cls.build(
-            tok,
-            eos_id=eos,
-            bos_id=token_id("bos_token"),
-            add_bos=bool(config.get("add_bos_token", False)),
-            chat_template=template,
-        )
+        # Without the flag, ask the tokenizer's post-processor (Llama 3 adds BOS there).
+        add_bos = config.get("add_bos_token")
+        if add_bos is None:
+            add_bos = tok.encode("a", add_special_tokens=True).ids[:1] == [bos]
+        return cls.build(tok, eos, bos, bool(add_bos), template)
 
     @classmethod
     def build(

@@ -55,3 +55,40 @@ class ArrayBatcher:
         share = self.global_batch_size // self.process_count
         mine = indices[self.process_index * share : (self.process_index + 1) * share]
         return {name: value[mine] for name, value in self.features.items()}
+
+
+def random_token_features(
+    num_examples: int,
+    query_length: int,
+    passage_length: int,
+    vocab_size: int,
+    seed: int = 0,
+    full_length: bool = False,
+) -> dict[str, np.ndarray]:
+    """Random token triples in the trainer's format: for smoke runs and throughput benchmarks.
+
+    Rows are right-padded to random lengths, or use every position with ``full_length``.
+    """
+    rng = np.random.default_rng(seed)
+    features: dict[str, np.ndarray] = {}
+    for field, length in (
+        ("query", query_length),
+        ("positive", passage_length),
+        ("negative", passage_length),
+    ):
+        ids = rng.integers(1, vocab_size, size=(num_examples, length)).astype(np.int32)
+        if full_length:
+            mask = np.ones_like(ids)
+        else:
+            lengths = rng.integers(2, length + 1, size=num_examples)
+            mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
+        features[f"{field}_input_ids"] = ids * mask
+        features[f"{field}_attention_mask"] = mask
+    features.update(
+        has_negative=np.ones(num_examples, np.int32),
+        task_id=np.zeros(num_examples, np.int32),
+        query_text_hash=np.arange(num_examples, dtype=np.int32),
+        positive_text_hash=np.arange(num_examples, dtype=np.int32) + num_examples,
+        example_mask=np.ones(num_examples, np.int32),
+    )
+    return features
