@@ -71,6 +71,7 @@ setup(
             "gecko-jax=gecko_jax.cli:main",
             "gecko-train=gecko_jax.train_cli:main",
             "gecko-eval=gecko_jax.evaluation.cli:main",
+            "gecko-fret=gecko_jax.fret.cli:main",
         ]
     },
 )

@@ -79,7 +79,9 @@ def main() -> None:
         for p, _ in pairs[: args.prompts]
     ]
 
-    score_ids = [tok.encode(c, at_start=True) + tok.encode(q) for c, q in zip(contexts, queries)]
+    score_ids = [
+        tok.encode(c, at_start=True) + tok.encode(q) for c, q in zip(contexts, queries, strict=True)
+    ]
     widths = [len(tok.encode(q)) for q in queries]
     prompt_ids = [tok.encode(tok.render(p), at_start=True) for p in prompts]
 
@@ -98,7 +100,7 @@ def main() -> None:
                 .gather(-1, ids[i, len(row) - w : len(row), None])
                 .sum()
             )
-            for i, (row, w) in enumerate(zip(score_ids, widths))
+            for i, (row, w) in enumerate(zip(score_ids, widths, strict=True))
         ]
 
     def theirs_generate() -> int:

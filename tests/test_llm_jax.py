@@ -20,11 +20,14 @@ torch = pytest.importorskip("torch")
 from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
 from gecko_jax.llm import JaxLLM  # noqa: E402
 from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
+from gecko_jax.llm.jax_backend import _bucket  # noqa: E402
 from gecko_jax.llm.llama import KVCache, Llama, LlamaConfig, abstract_params  # noqa: E402
 from gecko_jax.llm.torch_reference import load_reference  # noqa: E402
 from gecko_jax.partitioning import MeshConfig, create_mesh  # noqa: E402
 
 MAX_CONTEXT = 128
+# Few compiled shapes: every length in these tests rounds up to 64 or 128.
+SHAPES = {"max_context": MAX_CONTEXT, "batch_size": 4, "length_bucket": 64}
 RAW_PROMPTS = [
     "The capital of France is Paris, and the capital of Germany is",
     "def fibonacci(n):\n    if n < 2:\n        return n\n",
@@ -45,7 +48,7 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def llm() -> JaxLLM:
-    return JaxLLM.from_gguf(smollm2_gguf_path(), max_context=MAX_CONTEXT, batch_size=4)
+    return JaxLLM.from_gguf(smollm2_gguf_path(), **SHAPES)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +72,15 @@ def test_unpermute_inverts_llama_cpp_permute():
     permuted = weight.reshape(heads, 2, head_dim // 2, fan_in).swapaxes(1, 2).reshape(weight.shape)
     assert not np.array_equal(permuted, weight)
     np.testing.assert_array_equal(unpermute_rope_rows(permuted, heads), weight)
+
+
+def test_length_buckets_pad_little_and_stay_few():
+    lengths = range(1, 2049)
+    buckets = [_bucket(n, 16) for n in lengths]
+    assert all(b >= n for n, b in zip(lengths, buckets, strict=True))
+    assert max(b / n for n, b in zip(lengths, buckets, strict=True) if n > 128) <= 1.125
+    assert len(set(buckets)) == 40
+    assert {_bucket(n, 64) for n in range(1, 129)} == {64, 128}
 
 
 @pytest.mark.parametrize(
@@ -207,7 +219,7 @@ def test_batched_score_equals_one_by_one(llm):
 def test_long_context_is_cut_from_the_left_and_counted(llm, reference, caplog):
     model, _ = reference
     # Same weights, a 64-token window: reuses the compiled [1, 64] scoring shape.
-    small = JaxLLM(llm.config, llm.params, llm.tokenizer, llm.model_id, max_context=64)
+    small = JaxLLM(llm.config, llm.params, llm.tokenizer, "same", **(SHAPES | {"max_context": 64}))
     context = "Passage: " + " ".join(f"word{i}" for i in range(40)) + "\nQuery:"
     continuation = " what words are listed"
     head, tail = llm.tokenizer.encode(context), llm.tokenizer.encode(continuation)
@@ -228,7 +240,7 @@ def test_hugging_face_folder_gives_the_same_model(llm, reference, tmp_path):
     model, tokenizer = reference
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    loaded = JaxLLM.from_pretrained(tmp_path, max_context=MAX_CONTEXT, batch_size=4)
+    loaded = JaxLLM.from_pretrained(tmp_path, **SHAPES)
     assert loaded.config == llm.config
     assert loaded.tokenizer.render(CHAT_PROMPTS[0]) == llm.tokenizer.render(CHAT_PROMPTS[0])
     assert loaded.tokenizer.stop_ids == llm.tokenizer.stop_ids
@@ -271,10 +283,8 @@ def test_sharded_model_gives_the_same_results(llm):
         tree, [0.1 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
     )
     mesh = create_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
-    plain = JaxLLM(config, params, llm.tokenizer, "tiny", max_context=MAX_CONTEXT, batch_size=4)
-    sharded = JaxLLM(
-        config, params, llm.tokenizer, "tiny", max_context=MAX_CONTEXT, batch_size=4, mesh=mesh
-    )
+    plain = JaxLLM(config, params, llm.tokenizer, "tiny", **SHAPES)
+    sharded = JaxLLM(config, params, llm.tokenizer, "tiny", **SHAPES, mesh=mesh)
     kernel = sharded.params["layers_0"]["mlp"]["gate_proj"]["kernel"]
     assert kernel.sharding.spec == PartitionSpec("fsdp", "tensor")
     contexts, continuations = [c for c, _ in PAIRS], [q for _, q in PAIRS]

@@ -1,8 +1,9 @@
 """The local backend: a Flax Llama decoder from a GGUF file or a Hugging Face folder.
 
-Shapes are bucketed so XLA compiles a handful of programs, not one per request: prompts are
-left-padded to a multiple of ``length_bucket``, batches to a power of two, and the number of new
-tokens to a multiple of ``length_bucket``. Generation is one jitted program per shape: prefill,
+Shapes are bucketed so XLA compiles a handful of programs, not one per request: lengths (prompts,
+scored sequences, new tokens) round up to eight steps per octave, at least ``length_bucket``
+(at most 12.5% padding; 40 lengths up to 2048), batches to a power of two. Generation is one
+jitted program per shape: prefill,
 then a ``lax.while_loop`` of single-token decode steps that stops when every row has hit an
 end-of-generation token or the requested number of tokens (a traced bound, so asking for fewer
 tokens compiles nothing new). Prompts are grouped by length before batching.
@@ -48,6 +49,11 @@ logger = logging.getLogger(__name__)
 
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
+
+
+def _bucket(n: int, min_step: int) -> int:
+    """``n`` rounded up to a step of an eighth of its octave, and at least ``min_step``."""
+    return _round_up(n, max(min_step, 1 << max(0, (n - 1).bit_length() - 4)))
 
 
 def _batch_bucket(n: int) -> int:
@@ -178,7 +184,7 @@ class JaxLLM(LLM):
         model_id: str,
         max_context: int = 2048,
         batch_size: int = 16,
-        length_bucket: int = 64,
+        length_bucket: int = 16,
         mesh: Mesh | None = None,
     ):
         """``mesh``: shard the parameters by their logical axis names and run under it."""
@@ -265,12 +271,12 @@ class JaxLLM(LLM):
         stop: Sequence[str] = (),
         seed: int = 0,
     ) -> list[Generation]:
-        max_new = _round_up(max_tokens, self.length_bucket)
+        max_new = _bucket(max_tokens, self.length_bucket)
         budget = self.max_context - max_new
         if max_tokens < 1 or budget < 1:
             raise ValueError(
-                f"max_tokens={max_tokens} (reserved in multiples of {self.length_bucket}) leaves "
-                f"no room for a prompt in max_context={self.max_context}"
+                f"max_tokens={max_tokens} (reserved as {max_new}) leaves no room for a prompt "
+                f"in max_context={self.max_context}"
             )
         texts = [self.tokenizer.render(p) for p in prompts]
         rows = [
@@ -280,7 +286,7 @@ class JaxLLM(LLM):
         stop_ids = jnp.asarray(sorted(self.tokenizer.stop_ids), jnp.int32)
         results: list[Generation | None] = [None] * len(rows)
         for batch in _batches(rows, self.batch_size):
-            length = _round_up(max(len(r.ids) for r in batch), self.length_bucket)
+            length = _bucket(max(len(r.ids) for r in batch), self.length_bucket)
             tokens, mask = self._padded(batch, min(length, budget))
             keys = [_row_key(seed, texts[row.index]) for row in batch]
             keys += keys[:1] * (len(tokens) - len(batch))
@@ -342,7 +348,7 @@ class JaxLLM(LLM):
             widths.append(len(tail))
         results: list[ContinuationScore | None] = [None] * len(rows)
         for batch in _batches(rows, self.batch_size):
-            length = _round_up(max(len(r.ids) for r in batch), self.length_bucket)
+            length = _bucket(max(len(r.ids) for r in batch), self.length_bucket)
             tokens, mask = self._padded(batch, min(length, self.max_context))
             # Columns scored: every continuation in the batch, bucketed, and all preceded by
             # at least one context token.

@@ -1,0 +1,137 @@
+"""``run_fret``: passages -> ``generated.jsonl`` -> ``fret.jsonl``, resumable, with a manifest.
+
+A stage whose output exists is skipped, and every LLM call goes through the on-disk cache in the
+output folder, so a killed run resumes where it stopped and a rerun costs no LLM calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gecko_jax.fret.generate import GenerateConfig, generate_queries
+from gecko_jax.fret.mine import MineConfig, mine
+from gecko_jax.fret.passages import prepare_passages, read_passages_jsonl
+from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
+from gecko_jax.llm import LLM, CachedLLM, load_llm
+
+GENERATED = "generated.jsonl"
+FRET = "fret.jsonl"
+MANIFEST = "manifest.json"
+LLM_CACHE = "llm_cache.jsonl"
+STAGES = ("generate", "mine")
+
+
+def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Written to a temporary name first, so a killed run never leaves a partial stage output."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    os.replace(tmp, path)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _llm(llm: str | LLM, out: Path) -> CachedLLM:
+    if isinstance(llm, str):
+        loaded = load_llm(llm, cache=out / LLM_CACHE)
+        assert isinstance(loaded, CachedLLM)
+        return loaded
+    return llm if isinstance(llm, CachedLLM) else CachedLLM(llm, out / LLM_CACHE)
+
+
+def run_fret(
+    passages: str | os.PathLike | Sequence[Mapping[str, Any]],
+    out_dir: str | os.PathLike,
+    llm: str | LLM,
+    encoder: Any = None,
+    stages: Sequence[str] = STAGES,
+    max_passages: int | None = None,
+    max_chars: int = 2000,
+    generate_config: GenerateConfig | None = None,
+    mine_config: MineConfig | None = None,
+) -> dict[str, Any]:
+    """Run the FRet ``stages`` into ``out_dir`` and return the manifest.
+
+    ``llm`` is a ``load_llm`` spec or a backend (wrapped in the output folder's cache unless
+    already cached); ``encoder`` an :class:`~gecko_jax.encoder.Encoder` or a model folder
+    (default: MiniLM). The manifest holds only ``cache_identity()`` of the LLM, never a key.
+    """
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; known: {STAGES}")
+    generate_config = generate_config or GenerateConfig()
+    mine_config = mine_config or MineConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+
+    skipped_lines = 0
+    if isinstance(passages, str | os.PathLike):
+        manifest["passages_file"] = str(passages)
+        records, skipped_lines = read_passages_jsonl(passages)
+    else:
+        records = list(passages)
+    prepared, counts = prepare_passages(records[:max_passages], max_chars)
+    cached = _llm(llm, out)
+    manifest.update(
+        {
+            "llm": cached.cache_identity(),
+            "prompt_version": PROMPT_VERSION,
+            "prompt_hashes": prompt_hashes(),
+            "passages": {**counts, "malformed_lines": skipped_lines, "max_chars": max_chars},
+        }
+    )
+    timings = manifest.setdefault("timings_s", {})
+
+    def save() -> None:
+        """After each stage, so a crash in a later one keeps the earlier diagnostics."""
+        manifest["llm_cache"] = {
+            "path": str(cached.path),
+            "hits": cached.hits,
+            "misses": cached.misses,
+        }
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+    if "generate" in stages and not (out / GENERATED).exists():
+        start = time.perf_counter()
+        rows, diagnostics = generate_queries(cached, prepared, generate_config)
+        _write_jsonl(out / GENERATED, rows)
+        timings["generate"] = time.perf_counter() - start
+        manifest["generate"] = {"config": dataclasses.asdict(generate_config), **diagnostics}
+        save()
+
+    if "mine" in stages and not (out / FRET).exists():
+        if not (out / GENERATED).exists():
+            raise FileNotFoundError(f"{out / GENERATED} is missing: run the generate stage first")
+        start = time.perf_counter()
+        records_out, stats = mine(
+            cached, _encoder(encoder), prepared, _read_jsonl(out / GENERATED), mine_config
+        )
+        _write_jsonl(out / FRET, records_out)
+        timings["mine"] = time.perf_counter() - start
+        manifest["mine"] = {"config": dataclasses.asdict(mine_config), **stats}
+
+    save()
+    return manifest
+
+
+def _encoder(encoder: Any) -> Any:
+    from gecko_jax.encoder import Encoder
+
+    if isinstance(encoder, Encoder):
+        return encoder
+    if encoder is None:
+        from gecko_jax.assets import minilm_path
+
+        encoder = minilm_path()
+    return Encoder.from_pretrained(encoder)

@@ -1,0 +1,175 @@
+"""FRet without a real LLM: fusion arithmetic, prompt parsing, passage checks, bookkeeping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from gecko_jax.fret.fusion import ranks_from_scores, reciprocal_rank_fusion, select
+from gecko_jax.fret.generate import GenerateConfig, generate_queries, word_overlap
+from gecko_jax.fret.passages import Passage, prepare_passages, read_passages_jsonl
+from gecko_jax.fret.prompts import (
+    PROMPT_VERSION,
+    TASK_TYPES,
+    parse_generation,
+    prompt_hashes,
+    ql_context,
+    query_generation_messages,
+    rc_context,
+)
+from gecko_jax.llm.base import LLM, ContinuationScore, Generation, Prompt
+
+
+def test_ranks_higher_score_first_ties_by_candidate_order_nan_last():
+    assert ranks_from_scores([-3.0, -1.0, -2.0]).tolist() == [3, 1, 2]
+    assert ranks_from_scores([0.5, 0.5, 1.0, float("nan")]).tolist() == [2, 3, 1, 4]
+
+
+def test_rrf_arithmetic_k0_and_k60():
+    ql = ranks_from_scores([-10.0, -5.0, -7.0, -20.0])  # 3 1 2 4
+    rc = ranks_from_scores([-0.1, -2.0, -0.5, -0.3])  # 1 4 3 2
+    fused = reciprocal_rank_fusion([ql, rc])
+    np.testing.assert_allclose(fused, [1 / 3 + 1, 1 + 1 / 4, 1 / 2 + 1 / 3, 1 / 4 + 1 / 2])
+    np.testing.assert_allclose(
+        reciprocal_rank_fusion([ql, rc], k=60),
+        [1 / 63 + 1 / 61, 1 / 61 + 1 / 64, 1 / 62 + 1 / 63, 1 / 64 + 1 / 62],
+    )
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[0, 1]])
+
+
+def test_select_positive_and_each_negative_option():
+    ids = ["a", "b", "c", "d", "e"]
+    fused = [0.5, 1.5, 0.7, 0.2, 0.7]  # fused order: b, c, e (tie: c first), a, d
+    assert select(ids, fused, "nth") == (1, 3)
+    assert select(ids, fused, "kth", k_th=3) == (1, 4)
+    assert select(ids, fused, "kth", k_th=20) == (1, 3)  # clipped to N
+    draws = {select(ids, fused, "random", rng=np.random.default_rng(s))[1] for s in range(50)}
+    assert draws == {0, 2, 3, 4}
+    with pytest.raises(ValueError):
+        select(ids, fused, "best")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            '{"task": "Given a query, find X.", "query": "who won"}',
+            ("Given a query, find X.", "who won"),
+        ),
+        ('```json\n{"task": "t", "query": " q "}\n```', ("t", "q")),
+        ('Sure! Here it is: {"task": "t", "query": "q"} Hope it helps.', ("t", "q")),
+        ('{bad} then {"task": "t", "query": "q"}', ("t", "q")),
+        ("no json at all", None),
+        ('{"task": "t"}', None),
+        ('{"task": "t", "query": ""}', None),
+        ('{"task": "t", "query": 3}', None),
+        ('{"task": "t", "query": "unterminated', None),
+        ('{"task": "t", "query": "q \\"x\\"", "answer": "cut sho', ("t", 'q "x"')),
+        ('{"task": "t", "query": "q"', None),
+    ],
+)
+def test_parse_generation(text, expected):
+    assert parse_generation(text) == expected
+
+
+def test_prompts_are_versioned_and_hashed():
+    hashes = prompt_hashes()
+    assert PROMPT_VERSION and set(hashes) == {
+        "query_generation",
+        "query_likelihood",
+        "relevance_classification",
+    }
+    assert all(len(h) == 64 for h in hashes.values())
+    messages = query_generation_messages("P", "fact checking")
+    assert messages[0]["role"] == "system" and messages[-1]["content"].endswith(
+        f'"{TASK_TYPES["fact checking"]}"'
+    )
+    assert ql_context("P").endswith("Passage: P\nQuery:")
+    assert rc_context("Q", "P").endswith("Passage: P\nQuery: Q\nRelevant:")
+
+
+def test_prepare_passages_validates():
+    records = [
+        {"id": 1, "title": "A", "text": " alpha "},
+        {"id": "2", "text": "   "},
+        {"id": "3", "title": None, "text": "x" * 50},
+    ]
+    passages, counts = prepare_passages(records, max_chars=10)
+    assert passages == [Passage("1", "A", "alpha"), Passage("3", "", "x" * 10)]
+    assert counts == {"input": 3, "empty": 1, "truncated": 1, "kept": 2}
+    with pytest.raises(ValueError, match="'1'"):
+        prepare_passages([*records, {"id": "1", "text": "again"}], max_chars=10)
+
+
+def test_read_passages_jsonl_skips_bad_lines(tmp_path, caplog):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(
+        b'{"id": "a", "text": "ok"}\n\xff\xfe broken\nnot json\n[1]\n\n{"id": "b", "text": "ok"}\n'
+    )
+    records, skipped = read_passages_jsonl(path)
+    assert [r["id"] for r in records] == ["a", "b"] and skipped == 3
+    assert ":2:" in caplog.text and ":4:" in caplog.text
+
+
+class ScriptedLLM(LLM):
+    """Answers generation prompts from a script keyed by (seed, passage), to test bookkeeping."""
+
+    def __init__(self, answers: dict[tuple[int, str], str]):
+        self.answers = answers
+
+    backend = "scripted"
+    model_id = "scripted"
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+    ) -> list[Generation]:
+        out = []
+        for prompt in prompts:
+            passage = prompt[-1]["content"].split("Passage: ")[1].split("\n")[0]
+            text = self.answers.get((seed, passage), "garbage")
+            out.append(Generation(text, "length" if text == "garbage" else "stop", 5))
+        return out
+
+    def score(self, contexts, continuations) -> list[ContinuationScore]:
+        raise NotImplementedError
+
+
+def answer(query: str) -> str:
+    return json.dumps({"task": TASK_TYPES["question answering"], "query": query})
+
+
+def test_generate_retries_once_filters_and_counts():
+    passages = [
+        Passage(str(i), "", t) for i, t in enumerate(["the cat sat", "dogs bark", "x y", "z"])
+    ]
+    llm = ScriptedLLM(
+        {
+            (0, "the cat sat"): answer("the cat sat"),  # verbatim copy, overlap 1
+            (0, "dogs bark"): "garbage",
+            (1, "dogs bark"): answer("why do hounds make noise"),  # fixed by the retry
+            (0, "x y"): answer("The cat sat!"),  # duplicate of the first after normalising
+        }
+    )
+    rows, diag = generate_queries(llm, passages, GenerateConfig(batch_size=3))
+    assert [r["query"] for r in rows] == ["the cat sat", "why do hounds make noise"]
+    assert [r["requested_type"] for r in rows] == list(TASK_TYPES)[:2]
+    assert diag["retried"] == 2 and diag["malformed"] == 1 and diag["cut_at_max_tokens"] == 1
+    assert diag["verbatim_copy"] == 1 and diag["dropped_duplicate"] == 1
+    assert diag["task_types"] == {"question answering": 2}
+    assert diag["mean_word_overlap"] == pytest.approx((1 + 0 + 0) / 3)
+    rows, diag = generate_queries(llm, passages, GenerateConfig(max_overlap=0.5, dedup=False))
+    assert [r["query"] for r in rows] == ["why do hounds make noise", "The cat sat!"]
+    assert diag["dropped_overlap"] == 1 and diag["dropped_duplicate"] == 0
+
+
+def test_word_overlap():
+    assert word_overlap("Cat, dog!", "the cat") == 0.5 and word_overlap("", "x") == 0.0
