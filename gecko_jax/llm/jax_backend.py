@@ -60,29 +60,56 @@ def _batch_bucket(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
+def _common_prefix(rows: list[list[int]]) -> int:
+    """How many leading tokens every row shares (the lexicographic extremes bound it)."""
+    low, high = min(rows), max(rows)
+    pairs = zip(low, high, strict=False)
+    return next((i for i, (a, b) in enumerate(pairs) if a != b), len(low))
+
+
 def _positions(mask: jax.Array) -> jax.Array:
     """Left-padded rows: position 0 at each row's first real token (as ``transformers`` does)."""
     return jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
 
 
+def _prefill(
+    model: Llama, params: Any, prefix: jax.Array, tokens: jax.Array, mask: jax.Array, free: int
+) -> tuple[jax.Array, KVCache, jax.Array, jax.Array]:
+    """Run the shared ``prefix`` ``[1, C]`` once, then the left-padded rows ``[B, T]`` after it.
+
+    Returns the rows' hidden states, a cache of ``C + T + free`` slots, the rows' positions and
+    the key mask of every slot.
+    """
+    batch, shared = tokens.shape[0], prefix.shape[1]
+    key_mask = jnp.concatenate(
+        [jnp.ones((batch, shared), mask.dtype), mask, jnp.ones((batch, free), mask.dtype)], axis=1
+    )
+    variables = {"params": params}
+    cache = KVCache.zeros(model.config, 1 if shared else batch, key_mask.shape[1], jnp.float32)
+    if shared:
+        positions = jnp.arange(shared)[None]
+        _, cache = model.apply(variables, prefix, positions, key_mask[:1], cache, 0)
+        cache = jax.tree.map(lambda c: jnp.broadcast_to(c, (batch, *c.shape[1:])), cache)
+    positions = shared + _positions(mask)
+    hidden, cache = model.apply(variables, tokens, positions, key_mask, cache, shared)
+    return hidden, cache, positions, key_mask
+
+
 @functools.partial(jax.jit, static_argnames=("config", "width"))
 def _score_tail(
-    params: Any, config: LlamaConfig, tokens: jax.Array, mask: jax.Array, width: int
+    params: Any,
+    config: LlamaConfig,
+    prefix: jax.Array,
+    tokens: jax.Array,
+    mask: jax.Array,
+    width: int,
 ) -> jax.Array:
-    """log p(token_t | tokens_<t) for the last ``width`` columns of left-padded ``[B, T]`` rows.
+    """log p(token_t | tokens_<t) for the last ``width`` columns of the rows (after ``prefix``).
 
     Only those columns go through the vocabulary projection, which dominates at this model size.
     """
     model = Llama(config)
-    batch, length = tokens.shape
-    hidden, _ = model.apply(
-        {"params": params},
-        tokens,
-        _positions(mask),
-        mask,
-        KVCache.zeros(config, batch, length, jnp.float32),
-        0,
-    )
+    hidden, _, _, _ = _prefill(model, params, prefix, tokens, mask, 0)
     logits = model.apply({"params": params}, hidden[:, -width - 1 : -1], method=Llama.logits)
     logprobs = jax.nn.log_softmax(logits, axis=-1)
     return jnp.take_along_axis(logprobs, tokens[:, -width:, None], axis=-1)[..., 0]
@@ -92,6 +119,7 @@ def _score_tail(
 def _generate_tokens(
     params: Any,
     config: LlamaConfig,
+    prefix: jax.Array,
     tokens: jax.Array,
     mask: jax.Array,
     max_new: int,
@@ -100,16 +128,13 @@ def _generate_tokens(
     row_keys: jax.Array,
     stop_ids: jax.Array,
 ) -> jax.Array:
-    """Prefill left-padded prompts ``[B, P]``, then decode up to ``num_new`` (<= max_new) tokens.
-
-    Returns ``[B, max_new]`` token ids; columns past the last step hold ``-1``.
+    """Prefill ``prefix`` + left-padded prompts ``[B, P]``, then decode up to ``num_new``
+    (<= max_new) tokens. Returns ``[B, max_new]`` token ids; columns past the last step hold -1.
     """
     model = Llama(config)
-    batch, prompt_len = tokens.shape
-    key_mask = jnp.concatenate([mask, jnp.ones((batch, max_new), mask.dtype)], axis=1)
-    cache = KVCache.zeros(config, batch, prompt_len + max_new, jnp.float32)
-    positions = _positions(mask)
-    hidden, cache = model.apply({"params": params}, tokens, positions, key_mask, cache, 0)
+    batch = tokens.shape[0]
+    hidden, cache, positions, key_mask = _prefill(model, params, prefix, tokens, mask, max_new)
+    first_slot = prefix.shape[1] + tokens.shape[1]
 
     def pick(hidden_last: jax.Array, step: jax.Array) -> jax.Array:
         """The next token of each row from its last hidden state ``[B, 1, E]``."""
@@ -134,7 +159,7 @@ def _generate_tokens(
             positions[:, -1:] + step,
             key_mask,
             cache,
-            prompt_len + step - 1,
+            first_slot + step - 1,
         )
         token = pick(hidden, step)
         out = jax.lax.dynamic_update_slice(out, token[:, None], (jnp.int32(0), step))
@@ -252,16 +277,29 @@ class JaxLLM(LLM):
         )
         return ids[len(ids) - budget :]
 
-    def _padded(self, rows: list[_Row], length: int) -> tuple[np.ndarray, np.ndarray]:
-        """Left-pad rows to ``[batch bucket, length]``; filler rows repeat the last row."""
-        batch = _batch_bucket(len(rows))
-        tokens = np.zeros((batch, length), np.int32)
-        mask = np.zeros((batch, length), np.int32)
-        for i in range(batch):
-            ids = rows[min(i, len(rows) - 1)].ids
+    def _layout(
+        self, rows: list[list[int]], limit: int, cap: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch as a shared prefix ``[1, C]`` plus left-padded rest ``[batch bucket, T]``.
+
+        The prefix is the longest token prefix all rows share (batches of two or more; at most
+        ``limit``, rounded down to ``length_bucket``): FRet's few-shot prompts are identical
+        for every passage, so their keys and values are computed once per batch, not per row.
+        ``T`` is the bucketed longest rest, at most ``cap - C``. Filler rows repeat the last row.
+        """
+        shared = 0
+        if len(rows) > 1:
+            common = min(_common_prefix(rows), limit)
+            shared = common // self.length_bucket * self.length_bucket
+        rest = [ids[shared:] for ids in rows]
+        length = min(_bucket(max(map(len, rest)), self.length_bucket), cap - shared)
+        tokens = np.zeros((_batch_bucket(len(rest)), length), np.int32)
+        mask = np.zeros_like(tokens)
+        for i in range(len(tokens)):
+            ids = rest[min(i, len(rest) - 1)]
             tokens[i, length - len(ids) :] = ids
             mask[i, length - len(ids) :] = 1
-        return tokens, mask
+        return np.asarray(rows[0][:shared], np.int32).reshape(1, shared), tokens, mask
 
     def generate(
         self,
@@ -286,14 +324,15 @@ class JaxLLM(LLM):
         stop_ids = jnp.asarray(sorted(self.tokenizer.stop_ids), jnp.int32)
         results: list[Generation | None] = [None] * len(rows)
         for batch in _batches(rows, self.batch_size):
-            length = _bucket(max(len(r.ids) for r in batch), self.length_bucket)
-            tokens, mask = self._padded(batch, min(length, budget))
+            ids = [r.ids for r in batch]
+            prefix, tokens, mask = self._layout(ids, min(map(len, ids)) - 1, budget)
             keys = [_row_key(seed, texts[row.index]) for row in batch]
             keys += keys[:1] * (len(tokens) - len(batch))
             with self._placement():
                 out = _generate_tokens(
                     self.params,
                     self.config,
+                    jnp.asarray(prefix),
                     jnp.asarray(tokens),
                     jnp.asarray(mask),
                     max_new,
@@ -330,7 +369,7 @@ class JaxLLM(LLM):
         are exactly those of the continuation text; contexts too long are cut from the left."""
         if len(contexts) != len(continuations):
             raise ValueError(f"{len(contexts)} contexts but {len(continuations)} continuations")
-        rows, widths = [], []
+        rows, widths, heads = [], [], []
         for i, (context, continuation) in enumerate(zip(contexts, continuations, strict=True)):
             tail = self.tokenizer.encode(continuation)
             if not tail or len(tail) >= self.max_context:
@@ -346,16 +385,24 @@ class JaxLLM(LLM):
                 raise ValueError(f"context {i} is empty: nothing to condition the first token on")
             rows.append(_Row(i, head + tail))
             widths.append(len(tail))
+            heads.append(len(head))
         results: list[ContinuationScore | None] = [None] * len(rows)
         for batch in _batches(rows, self.batch_size):
-            length = _bucket(max(len(r.ids) for r in batch), self.length_bucket)
-            tokens, mask = self._padded(batch, min(length, self.max_context))
+            # The shared prefix stops short of every context's last token: that token's hidden
+            # state predicts the continuation's first.
+            limit = min(heads[r.index] for r in batch) - 1
+            prefix, tokens, mask = self._layout([r.ids for r in batch], limit, self.max_context)
             # Columns scored: every continuation in the batch, bucketed, and all preceded by
             # at least one context token.
             width = min(_round_up(max(widths[r.index] for r in batch), 16), tokens.shape[1] - 1)
             with self._placement():
                 logprobs = _score_tail(
-                    self.params, self.config, jnp.asarray(tokens), jnp.asarray(mask), width
+                    self.params,
+                    self.config,
+                    jnp.asarray(prefix),
+                    jnp.asarray(tokens),
+                    jnp.asarray(mask),
+                    width,
                 )
             logprobs = np.asarray(logprobs)
             for row, values in zip(batch, logprobs[: len(batch)], strict=True):
