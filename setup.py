@@ -15,13 +15,16 @@ CORE = [
     "numpy>=1.26",
     "safetensors>=0.4",
     "tokenizers>=0.20",
-    "sentencepiece>=0.2",
+    # 0.2.3 ships protobuf-7 generated code; apache-beam caps the protobuf runtime below 7.
+    "sentencepiece>=0.2,<0.2.3",
     "tqdm>=4.66",
     # The local LLM backend: GGUF dequantisation and the chat templates stored in GGUF files.
     "gguf>=0.10",
     "jinja2>=3.1",
     "scikit-learn>=1.3",
     "scipy>=1.10",
+    # PNG plots of the demo (loss curve, rank changes).
+    "matplotlib>=3.8",
     # The seqio input stack. TF 2.21 breaks scann 1.4.2 at import, so TF stays on 2.20.
     # tensorflow-text requires the `tensorflow` distribution itself, so we pin that one:
     # adding tensorflow-cpu as well would install a second copy over the same module folder.
@@ -49,10 +52,19 @@ EXTRAS = {
         "transformers>=4.45",
         "sentence-transformers>=3",
         "pytrec-eval-terrier>=0.5.6",
+        # The notebooks run top to bottom in the test suite.
+        "nbclient>=0.10",
+        "nbformat>=5.10",
+        "ipykernel>=6.29",
     ],
     "dev": ["ruff>=0.6"],
     # The Gemini LLM backend (gecko_jax.llm.gemini_backend).
     "gemini": ["google-genai>=1.0"],
+    # FRet as an Apache Beam pipeline (DirectRunner here; Dataflow, Flink or Spark at scale).
+    # Beam caps protobuf below 7, which TensorFlow 2.20 accepts.
+    "beam": ["apache-beam==2.77.0"],
+    # The mteb 2.x encoder adapter (gecko_jax.evaluation.mteb_adapter).
+    "mteb": ["mteb==2.26.24"],
 }
 
 setup(
@@ -72,6 +84,9 @@ setup(
             "gecko-train=gecko_jax.train_cli:main",
             "gecko-eval=gecko_jax.evaluation.cli:main",
             "gecko-fret=gecko_jax.fret.cli:main",
+            "gecko-export=gecko_jax.export.cli:main",
+            "gecko-fret-beam=gecko_jax.fret.beam_pipeline:main",
+            "gecko-ablate=gecko_jax.ablations.cli:main",
         ]
     },
 )

@@ -6,6 +6,7 @@ no compute goes to padding and jit compiles one shape per row length, not one pe
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -38,6 +39,14 @@ _PROGRESS_MIN_CALLS = 8
 TOKENS_PER_TEXT_SLOT = 16
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled_apply(config: DualEncoderConfig) -> Any:
+    """One jitted forward per model config, shared by every Encoder built from it, so
+    evaluating several checkpoints of one model (seeds, early-stopping candidates) compiles
+    each row length once."""
+    return jax.jit(DualEncoder(config).apply, static_argnums=5)
+
+
 class Encoder:
     """A Gecko dual encoder with its tokenizer, ready to embed queries and documents."""
 
@@ -52,8 +61,7 @@ class Encoder:
         self.tokenizer = tokenizer
         self.tokenizer_file = Path(tokenizer_file) if tokenizer_file else None
         self.params = jax.tree_util.tree_map(jnp.asarray, params)
-        self._module = DualEncoder(config)
-        self._apply = jax.jit(self._module.apply, static_argnums=5)
+        self._apply = _compiled_apply(config)
 
     @property
     def embedding_dim(self) -> int:
@@ -148,9 +156,13 @@ class Encoder:
     def encode_queries(
         self, texts: Sequence[str], task: str = formats.DEFAULT_QUERY_TASK, **kwargs: Any
     ) -> np.ndarray:
-        """Embed queries as ``task: {task} | query: {text}`` (paper Appendix B)."""
+        """Embed queries as ``task: {task} | query: {text}`` (paper Appendix B).
+
+        A model trained in another format (``config.text_format``) reads that format instead.
+        """
         check_texts(texts)
-        return self.encode([formats.format_query(t, task) for t in texts], **kwargs)
+        text_format = self.config.text_format
+        return self.encode([formats.format_query(t, task, text_format) for t in texts], **kwargs)
 
     def encode_documents(
         self, texts: Sequence[str], titles: Sequence[str | None] | None = None, **kwargs: Any
@@ -162,7 +174,8 @@ class Encoder:
         elif len(titles) != len(texts):
             raise ValueError(f"got {len(titles)} titles for {len(texts)} texts")
         documents = [
-            formats.format_document(t, title) for t, title in zip(texts, titles, strict=True)
+            formats.format_document(t, title, self.config.text_format)
+            for t, title in zip(texts, titles, strict=True)
         ]
         return self.encode(documents, **kwargs)
 

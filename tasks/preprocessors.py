@@ -4,7 +4,8 @@ Asymmetric tasks: query ``task: {task} | query: {query}``, positive and negative
 ``title: {title} | text: {text}``. Symmetric tasks format the positive and the hard negative
 like the query (``task: {task} | query: {text}``). Pre-finetuning uses the asymmetric form, so
 the task feature is on the query only (Eq. 1). The templates live in :mod:`gecko_jax.formats`
-(shared with the encoder); this module only decides which template each text gets.
+(shared with the encoder, by name: ``text_format``, the paper's by default); this module only
+decides which template each text gets.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from gecko_jax.formats import format_document, format_query
+from gecko_jax.formats import DEFAULT_TEXT_FORMAT, format_document, format_query
 from tasks.records import STRING_FIELDS, with_uid
 
 FORMATTED_FIELDS = ("formatted_query", "formatted_positive", "formatted_negative")
@@ -35,21 +36,27 @@ def format_texts(
     uid: str,
     has_negative: bool,
     symmetric: bool,
+    text_format: str = DEFAULT_TEXT_FORMAT,
 ) -> tuple[str, str, str]:
     """(query, positive, negative) as the model reads them; no negative gives ``""``."""
 
     def target(title: str, text: str) -> str:
         text = with_uid(text, uid)
-        return format_query(text, task) if symmetric else format_document(text, title)
+        if symmetric:
+            return format_query(text, task, text_format)
+        return format_document(text, title, text_format)
 
     negative = target(negative_title, negative_text) if has_negative else ""
-    return format_query(with_uid(query, uid), task), target(positive_title, positive_text), negative
+    query = format_query(with_uid(query, uid), task, text_format)
+    return query, target(positive_title, positive_text), negative
 
 
-def _format_batch(symmetric: bool, has_negative: np.ndarray, *columns: np.ndarray):
+def _format_batch(
+    symmetric: bool, text_format: str, has_negative: np.ndarray, *columns: np.ndarray
+):
     decoded = [[value.decode("utf-8") for value in column] for column in columns]
     texts = [
-        format_texts(*fields, has_negative=bool(flag), symmetric=symmetric)
+        format_texts(*fields, has_negative=bool(flag), symmetric=symmetric, text_format=text_format)
         for flag, fields in zip(has_negative, zip(*decoded, strict=True), strict=True)
     ]
     return tuple(
@@ -57,12 +64,14 @@ def _format_batch(symmetric: bool, has_negative: np.ndarray, *columns: np.ndarra
     )
 
 
-def unified_format(dataset: tf.data.Dataset, symmetric: bool) -> tf.data.Dataset:
+def unified_format(
+    dataset: tf.data.Dataset, symmetric: bool, text_format: str = DEFAULT_TEXT_FORMAT
+) -> tf.data.Dataset:
     """Adds ``formatted_query/positive/negative`` to record examples, keeping the raw fields."""
 
     def apply(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         outputs = tf.numpy_function(
-            lambda flags, *columns: _format_batch(symmetric, flags, *columns),
+            lambda flags, *columns: _format_batch(symmetric, text_format, flags, *columns),
             [batch["has_negative"]] + [batch[f] for f in _INPUTS],
             [tf.string] * 3,
             stateful=False,

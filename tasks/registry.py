@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import seqio
 
+from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
 from tasks.preprocessors import OUTPUT_FEATURES, unified_format
 from tasks.records import Record, record_source
 
@@ -22,13 +23,17 @@ def add_task(
     *,
     symmetric: bool,
     splits: Iterable[str] = ("train",),
+    text_format: str = DEFAULT_TEXT_FORMAT,
 ) -> str:
-    """Registers ``read(split)``'s records, formatted by the unified format; returns the name."""
+    """Registers ``read(split)``'s records, formatted in ``text_format``; returns the name."""
+    check_text_format(text_format)
     seqio.TaskRegistry.remove(name)
     seqio.TaskRegistry.add(
         name,
         source=record_source(read, name, splits),
-        preprocessors=[functools.partial(unified_format, symmetric=symmetric)],
+        preprocessors=[
+            functools.partial(unified_format, symmetric=symmetric, text_format=text_format)
+        ],
         output_features=OUTPUT_FEATURES,
     )
     for mixture_name in list(seqio.MixtureRegistry.names()):

@@ -45,3 +45,56 @@ def real_sentences() -> list[str]:
 
     extracts = json.loads(wiki_extracts_path().read_text(encoding="utf-8"))
     return [entry["description"] for entry in extracts.values() if entry.get("description")]
+
+
+# Short seed passages keep the LLM's prompts, and so the demo tests, short.
+DEMO_SEED_PASSAGES = [
+    ("Durian", "The durian is the edible fruit of trees of the genus Durio, known for its smell."),
+    ("Jupiter", "Jupiter is the fifth planet from the Sun and the largest in the Solar System."),
+    ("Violin", "The violin is a wooden string instrument, usually played with a bow."),
+    (
+        "Photosynthesis",
+        "Photosynthesis is how plants turn light, water and carbon dioxide into sugar.",
+    ),
+    ("Chess", "Chess is a board game for two players on a board of 64 squares."),
+    ("Volcano", "A volcano is a rupture in the crust of a planet through which lava erupts."),
+    ("Glacier", "A glacier is a persistent body of dense ice that moves under its own weight."),
+    ("Sonnet", "A sonnet is a poetic form of fourteen lines with a set rhyme scheme."),
+]
+TINY_DEMO_GIN = [
+    "gecko.DemoConfig.max_tokens = 64",
+    "gecko.DemoConfig.num_candidates = 3",
+    "gecko.DemoConfig.batch_size = 8",  # the test session's 8 CPU devices take one each
+    "gecko.DemoConfig.query_length = 24",
+    "gecko.DemoConfig.passage_length = 32",
+    "gecko.DemoConfig.eval_every = 2",
+    "gecko.DemoConfig.patience = 2",
+    "gecko.DemoConfig.warmup_steps = 0",
+    "gecko.DemoConfig.heldout_fraction = 0.25",
+    "gecko.DemoConfig.eval_tasks = ('stsb', 'wiki_retrieval')",
+]
+TINY_DEMO_EVAL_LIMIT = 24
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> tuple[Path, list[str]]:
+    """``gecko-jax demo`` end to end at a tiny scale, on the user-passages path: (out, argv).
+
+    Shared by the demo and ablation tests, since it runs the real LLM and trains twice.
+    """
+    from gecko_jax.cli import main
+
+    folder = tmp_path_factory.mktemp("demo")
+    passages = folder / "seed_passages.jsonl"
+    passages.write_text(
+        "".join(
+            json.dumps({"id": title.lower(), "title": title, "text": text}) + "\n"
+            for title, text in DEMO_SEED_PASSAGES
+        )
+    )
+    out = folder / "out"
+    argv = ["demo", "--out", str(out), "--passages", str(passages), "--seeds", "0", "1"]
+    argv += ["--steps", "4", "--eval-limit", str(TINY_DEMO_EVAL_LIMIT)]
+    argv += [arg for param in TINY_DEMO_GIN for arg in ("--gin_param", param)]
+    assert main(argv) == 0
+    return out, argv

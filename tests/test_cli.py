@@ -1,23 +1,55 @@
-"""The README's main command, on a tiny corpus: it runs end to end and its numbers are real."""
+"""The README's main command at a tiny scale: real LLM, real training, measured table."""
 
 import json
 
 import numpy as np
+import pytest
+from conftest import DEMO_SEED_PASSAGES, TINY_DEMO_EVAL_LIMIT
 
+from gecko_jax import Encoder
 from gecko_jax.cli import main
+from gecko_jax.evaluation.suite import evaluate_task, load_task
 
 
-def test_demo_writes_measured_metrics(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--passages", "60", "--queries", "15", "--out", str(out)]) == 0
+def _lines(path):
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_demo_table_comes_from_the_evaluators(tiny_demo):
+    out, _ = tiny_demo
     result = json.loads((out / "results.json").read_text())
-    assert result["passages"] == 60 and result["queries"] == 15
-    metrics = result["metrics"]
-    assert set(metrics) == {"recall@1", "recall@10", "mrr@10"}
-    assert 0.0 <= metrics["recall@1"] <= metrics["mrr@10"] <= metrics["recall@10"] <= 1.0
-    # recall@10 is a fraction of 15 queries, and MiniLM finds most articles among 60.
-    assert np.isclose(metrics["recall@10"] * 15, round(metrics["recall@10"] * 15))
-    assert metrics["recall@10"] >= 0.6
-    printed = capsys.readouterr().out
-    assert f"{metrics['mrr@10']:.4f}" in printed
-    assert "[3/3]" in printed
+    # The gin bindings and flags reached the run.
+    assert result["config"]["seeds"] == [0, 1] and result["config"]["num_candidates"] == 3
+    assert len(_lines(out / "passages.jsonl")) == len(DEMO_SEED_PASSAGES)
+    table = {(row["task"], row["metric"]): row for row in result["table"]}
+    assert ("wiki_retrieval", "ndcg@10") in table
+    # Recompute one cell of each column with the evaluators, from the saved models.
+    data = load_task("wiki_retrieval", None, TINY_DEMO_EVAL_LIMIT, 0)
+    base = evaluate_task(Encoder.from_pretrained(result["base_model"]), "wiki_retrieval", data)
+    seed_1 = evaluate_task(
+        Encoder.from_pretrained(out / "train" / "seed_1" / "best_model"), "wiki_retrieval", data
+    )
+    row = table[("wiki_retrieval", "ndcg@10")]
+    assert row["base"] == pytest.approx(base["ndcg@10"], abs=1e-6)
+    assert row["per_seed"][1] == pytest.approx(seed_1["ndcg@10"], abs=1e-6)
+    assert row["mean"] == pytest.approx(np.mean(row["per_seed"]))
+    # The FRet data is real: every record's positive is one of its candidates.
+    records = [json.loads(line) for line in _lines(out / "fret" / "fret.jsonl")]
+    assert records and all(r["positive"]["id"] in r["candidate_ids"] for r in records)
+    for name in ("training", "rank_changes", "positive_changed"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 5000
+    exported = Encoder.from_pretrained(out / "model")
+    assert exported.encode(["a sentence"]).shape == (1, 384)
+
+
+def test_demo_rerun_resumes_without_redoing_work(tiny_demo, capsys):
+    out, argv = tiny_demo
+    before = json.loads((out / "results.json").read_text())
+    cache_lines = len(_lines(out / "fret" / "llm_cache.jsonl"))
+    checkpoints = sorted(p.name for p in (out / "train").rglob("checkpoints/*"))
+    assert main(argv) == 0
+    after = json.loads((out / "results.json").read_text())
+    assert after["table"] == before["table"]
+    assert len(_lines(out / "fret" / "llm_cache.jsonl")) == cache_lines
+    assert sorted(p.name for p in (out / "train").rglob("checkpoints/*")) == checkpoints
+    assert "[5/5]" in capsys.readouterr().out

@@ -45,6 +45,23 @@ class FakeLLM(LLM):
         ]
 
 
+class WindowedLLM(FakeLLM):
+    """Cuts inputs longer than ``window`` characters, as a local backend cuts tokens."""
+
+    def __init__(self, window: int):
+        super().__init__()
+        self.window = window
+
+    def _extras(self, texts: Sequence) -> list[dict]:
+        return [{"window": self.window} if len(str(t)) > self.window else {} for t in texts]
+
+    def generate_cache_extras(self, prompts, max_tokens) -> list[dict]:
+        return self._extras(prompts)
+
+    def score_cache_extras(self, contexts, continuations) -> list[dict]:
+        return self._extras(contexts)
+
+
 @pytest.fixture
 def path(tmp_path):
     return tmp_path / "cache" / "llm_calls.jsonl"
@@ -89,6 +106,17 @@ def test_keys_differ_when_parameters_differ(path, change):
     cached.generate(["a"], **base)
     cached.generate(["a"], **(base | change))
     assert len(inner.calls) == 2
+
+
+def test_a_new_window_misses_only_the_inputs_it_cuts(path):
+    texts = ["abc", "abcdefgh"]
+    CachedLLM(WindowedLLM(4), path).generate(texts, max_tokens=8)
+    CachedLLM(WindowedLLM(4), path).score(texts, [" q", " q"])
+    inner = WindowedLLM(6)
+    cached = CachedLLM(inner, path)
+    cached.generate(texts, max_tokens=8)
+    cached.score(texts, [" q", " q"])
+    assert inner.calls == [("generate", ["abcdefgh"]), ("score", [("abcdefgh", " q")])]
 
 
 def test_keys_differ_per_model_and_operation():

@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
 from gecko_jax.llm import JaxLLM  # noqa: E402
 from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
-from gecko_jax.llm.jax_backend import _bucket, _common_prefix  # noqa: E402
+from gecko_jax.llm.jax_backend import _bucket, _common_prefix, _generate_tokens  # noqa: E402
 from gecko_jax.llm.llama import KVCache, Llama, LlamaConfig, abstract_params  # noqa: E402
 from gecko_jax.llm.torch_reference import load_reference  # noqa: E402
 from gecko_jax.partitioning import MeshConfig, create_mesh  # noqa: E402
@@ -217,6 +217,39 @@ def test_stop_strings_and_finish_reason(llm):
     assert full.text.startswith(short.text)
 
 
+def test_fewer_tokens_sampling_or_other_prompts_compile_nothing_new(llm):
+    """One program per (batch bucket, length bucket): max_tokens and temperature are traced."""
+    llm.generate(CHAT_PROMPTS, max_tokens=16)
+    compiled = _generate_tokens._cache_size()
+    llm.generate(CHAT_PROMPTS, max_tokens=5, temperature=0.5)
+    llm.generate(RAW_PROMPTS, max_tokens=9)
+    assert _generate_tokens._cache_size() == compiled
+
+
+def test_only_cut_inputs_are_keyed_by_the_window(llm):
+    """max_context changes an answer only where it cuts the input, so only there is it keyed."""
+    short, long = "Describe whales.", "Passage: " + " ".join(f"word{i}" for i in range(60))
+    length = len(llm.tokenizer.encode(short, at_start=True))
+    assert len(llm.tokenizer.encode(long, at_start=True)) > MAX_CONTEXT
+    window = {"max_context": MAX_CONTEXT}
+    assert llm.generate_cache_extras([short, long], max_tokens=16) == [{}, window]
+    # The prompt keeps max_context - max_tokens tokens, whatever the length buckets.
+    assert llm.generate_cache_extras([short], MAX_CONTEXT - length) == [{}]
+    assert llm.generate_cache_extras([short], MAX_CONTEXT - length + 1) == [window]
+    assert llm.score_cache_extras([short, long], [" q", " q"]) == [{}, window]
+    wide = JaxLLM(llm.config, llm.params, llm.tokenizer, "same", **(SHAPES | {"max_context": 512}))
+    assert wide.score_cache_extras([short, long], [" q", " q"]) == [{}, {}]
+
+
+def test_empty_inputs_are_rejected(llm):
+    with pytest.raises(ValueError, match="empty"):
+        llm.generate(["fine", ""], max_tokens=4)
+    with pytest.raises(ValueError, match="empty"):
+        llm.score([""], [" continuation"])
+    with pytest.raises(ValueError, match="no room"):
+        llm.generate(["fine"], max_tokens=MAX_CONTEXT)
+
+
 def test_score_matches_transformers(llm, reference):
     model, _ = reference
     # The batch shares its instructions: scored through the shared-prefix layout.
@@ -264,6 +297,8 @@ def test_hugging_face_folder_gives_the_same_model(llm, reference, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     loaded = JaxLLM.from_pretrained(tmp_path, **SHAPES)
     assert loaded.config == llm.config
+    assert llm.model_id.startswith("SmolLM2-135M-Instruct.Q4_1.gguf@")
+    assert loaded.model_id != llm.model_id
     assert loaded.tokenizer.render(CHAT_PROMPTS[0]) == llm.tokenizer.render(CHAT_PROMPTS[0])
     assert loaded.tokenizer.stop_ids == llm.tokenizer.stop_ids
     contexts, continuations = [c for c, _ in PAIRS], [q for _, q in PAIRS]

@@ -2,8 +2,9 @@
 
 The server answers ``/v1/chat/completions`` and ``/v1/completions`` (with ``echo`` + ``logprobs``:
 one token per whitespace-led word, log-probability ``-(i + 1) / 10`` for token ``i``), and fails
-on demand: queued actions ``"500"``, ``"400"``, ``"401"``, ``"sleep"`` (longer than the client's
-timeout) or ``"nologprobs"`` are applied to the next requests, one each.
+on demand: queued actions ``"500"``, ``"400"``, ``"401"``, ``"echo_auth"`` (a 502 quoting the
+Authorization header), ``"sleep"`` (longer than the client's timeout) or ``"nologprobs"`` are
+applied to the next requests, one each.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(1.0)
             if action in ("500", "400", "401"):
                 self.reply(int(action), {"error": {"message": f"injected {action}"}})
+            elif action == "echo_auth":  # a proxy that echoes request headers in its error
+                auth = self.headers.get("Authorization")
+                self.reply(502, {"error": {"message": f"bad gateway for {auth}"}})
             elif self.path == "/v1/chat/completions":
                 text = "echo: " + body["messages"][-1]["content"]
                 self.reply(200, self.completion({"message": {"content": text}}, body))
@@ -185,13 +189,13 @@ def test_concurrency_is_limited(server, monkeypatch):
 
 
 def test_api_key_is_sent_but_never_logged_or_stored(llm, server, tmp_path, caplog):
-    server.actions = ["500", "400"]
+    server.actions = ["echo_auth", "400"]
     cached = CachedLLM(llm, tmp_path / "calls.jsonl")
     with caplog.at_level(logging.DEBUG):
         cached.generate(["hello", "world"], max_tokens=8)
         cached.score(["a b"], [" c"])
     assert {auth for _, _, auth in server.requests} == {f"Bearer {SECRET}"}
-    assert "HTTP 500" in caplog.text  # the retry was logged ...
+    assert "HTTP 502: " in caplog.text  # the retry was logged ...
     assert SECRET not in caplog.text  # ... without the key
     assert SECRET not in repr(llm)
     assert SECRET not in json.dumps(llm.cache_identity())

@@ -18,12 +18,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from gecko_jax.evaluation.hub import load_hf_split
+from gecko_jax.evaluation.instructions import CLASSIFICATION_TASK
 
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
 
-# Table 9: every classification set is the symmetric "classification" task.
-CLASSIFICATION_TASK = "classification"
 HF_BANKING77 = "mteb/banking77"
 # lbfgs on a few thousand 768-d unit vectors needs more than sklearn's default 100 steps.
 MAX_ITER = 1000

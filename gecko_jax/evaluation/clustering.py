@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from sklearn.cluster import KMeans
 from sklearn.metrics import v_measure_score
 
+from gecko_jax.evaluation.instructions import CLUSTERING_TASK
+
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
 
-# Table 9: every clustering set is the symmetric "search result" task.
-CLUSTERING_TASK = "search result"
 # Several initialisations make one seed's score less of a draw.
 KMEANS_INITS = 10
 

@@ -15,12 +15,11 @@ import numpy as np
 from scipy import stats
 
 from gecko_jax.evaluation.hub import load_hf_split
+from gecko_jax.evaluation.instructions import STS_TASK
 
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
 
-# Table 9: STS and pair classification are symmetric "semantic similarity" tasks.
-STS_TASK = "semantic similarity"
 HF_STSB = "mteb/stsbenchmark-sts"
 
 

@@ -15,22 +15,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
-from gecko_jax.evaluation.classification import (
+from gecko_jax.evaluation.classification import evaluate_classification, load_banking77
+from gecko_jax.evaluation.clustering import evaluate_clustering
+from gecko_jax.evaluation.instructions import (
     CLASSIFICATION_TASK,
-    evaluate_classification,
-    load_banking77,
+    CLUSTERING_TASK,
+    RETRIEVAL_TASK,
+    STS_TASK,
 )
-from gecko_jax.evaluation.clustering import CLUSTERING_TASK, evaluate_clustering
 from gecko_jax.evaluation.retrieval import evaluate_retrieval
-from gecko_jax.evaluation.sts import STS_TASK, evaluate_sts, load_stsb
+from gecko_jax.evaluation.sts import evaluate_sts, load_stsb
 from gecko_jax.evaluation.wiki_sets import wiki_description_retrieval, wiki_topic_clustering
 
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
 
-# Description -> article search is asymmetric web-style search, like the paper's FEVER and
-# HotpotQA rows of Table 9.
-RETRIEVAL_TASK = "search result"
 # Full-size wiki sets: 1000 queries against all 10,033 articles; 100 articles per topic.
 WIKI_QUERIES = 1000
 WIKI_PER_TOPIC = 100
@@ -138,6 +137,30 @@ TASKS: dict[str, EvalTask] = {
 }
 
 
+def load_task(
+    name: str, data_dir: str | Path | None = None, limit: int | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """A task's evaluator arguments, or ``{"skipped": reason}`` where its data is unavailable."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}")
+    if limit is not None and limit < 2:
+        raise ValueError(f"limit must be >= 2, got {limit}")
+    try:
+        return TASKS[name].load(Path(data_dir) if data_dir is not None else None, limit, seed)
+    except (FileNotFoundError, ImportError) as error:
+        return {"skipped": str(error)}
+
+
+def evaluate_task(
+    encoder: Encoder, name: str, data: Mapping[str, Any], batch_size: int = 64
+) -> dict[str, Any]:
+    """Metrics of ``encoder`` on data from :func:`load_task` (skips pass through)."""
+    if "skipped" in data:
+        return dict(data)
+    spec = TASKS[name]
+    return spec.evaluate(encoder, task=spec.task, batch_size=batch_size, **data)
+
+
 def run_suite(
     encoder: Encoder,
     task_names: Iterable[str] = tuple(TASKS),
@@ -155,19 +178,10 @@ def run_suite(
     unknown = sorted(set(task_names) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; known: {sorted(TASKS)}")
-    if limit is not None and limit < 2:
-        raise ValueError(f"limit must be >= 2, got {limit}")
-    data_dir = Path(data_dir) if data_dir is not None else None
-    results: dict[str, dict[str, Any]] = {}
-    for name in task_names:
-        spec = TASKS[name]
-        try:
-            data = spec.load(data_dir, limit, seed)
-        except (FileNotFoundError, ImportError) as error:
-            results[name] = {"skipped": str(error)}
-            continue
-        results[name] = spec.evaluate(encoder, task=spec.task, batch_size=batch_size, **data)
-    return results
+    return {
+        name: evaluate_task(encoder, name, load_task(name, data_dir, limit, seed), batch_size)
+        for name in task_names
+    }
 
 
 def format_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:

@@ -1,16 +1,39 @@
-"""``gecko-fret generate|mine|all --passages FILE.jsonl --out DIR``: build a FRet data set."""
+"""``gecko-fret generate|mine|all --passages FILE.jsonl --out DIR``: build a FRet data set.
+
+Settings come from gin (``--gin_file gin_configs/fret/...``, ``--gin_param``) bound to
+``gecko.GenerateConfig``, ``gecko.MineConfig`` and ``gecko.fret_run``; flags given on the
+command line override them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
+
+import gin
 
 from gecko_jax.fret.fusion import NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import STAGES, run_fret
+
+gin.external_configurable(GenerateConfig, module="gecko")
+gin.external_configurable(MineConfig, module="gecko")
+
+
+@gin.configurable(module="gecko")
+def fret_run(
+    llm: str | None = None,
+    encoder: str | None = None,
+    max_passages: int | None = None,
+    max_chars: int = 2000,
+) -> dict[str, Any]:
+    """Run-level settings (``None`` LLM: the offline SmolLM2; ``None`` encoder: MiniLM)."""
+    return {"llm": llm, "encoder": encoder, "max_passages": max_passages, "max_chars": max_chars}
 
 
 def _default_llm() -> str:
@@ -19,36 +42,59 @@ def _default_llm() -> str:
     return "jax:" + str(smollm2_gguf_path())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gecko-fret", description=__doc__)
+def _override(config: Any, **flags: Any) -> Any:
+    """``config`` with the flags that were given on the command line."""
+    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gecko-fret", description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=(*STAGES, "all"))
     parser.add_argument("--passages", required=True, help="JSONL of {id, title, text}")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--llm", default=None, help="LLM spec (default: jax:<SmolLM2 GGUF>)")
-    parser.add_argument("--encoder", default=None, help="encoder folder (default: MiniLM)")
-    parser.add_argument("--num-candidates", type=int, default=MineConfig.num_candidates)
-    parser.add_argument("--max-passages", type=int, default=None)
-    parser.add_argument("--max-chars", type=int, default=2000)
-    parser.add_argument("--max-tokens", type=int, default=GenerateConfig.max_tokens)
-    parser.add_argument("--max-overlap", type=float, default=None)
-    parser.add_argument("--negative", choices=NEGATIVE_CHOICES, default=MineConfig.negative)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser.add_argument("--llm", help="LLM spec (default: jax:<SmolLM2 GGUF>)")
+    parser.add_argument("--encoder", help="encoder folder (default: MiniLM)")
+    parser.add_argument("--max-passages", type=int)
+    parser.add_argument("--max-chars", type=int)
+    parser.add_argument("--num-candidates", type=int)
+    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--max-overlap", type=float)
+    parser.add_argument("--negative", choices=NEGATIVE_CHOICES)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--gin_file", action="append", default=[], help="gin file(s)")
+    parser.add_argument("--gin_param", action="append", default=[], help="gin binding(s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    gin.parse_config_files_and_bindings(args.gin_file, args.gin_param)
+    run = fret_run()
+    run.update(
+        {k: v for k, v in vars(args).items() if k in run and v is not None},
+    )
+    generate_config = _override(
+        GenerateConfig(),
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        max_overlap=args.max_overlap,
+        seed=args.seed,
+    )
+    mine_config = _override(
+        MineConfig(), num_candidates=args.num_candidates, negative=args.negative, seed=args.seed
+    )
     manifest = run_fret(
         args.passages,
         args.out,
-        args.llm or _default_llm(),
-        encoder=args.encoder,
+        run["llm"] or _default_llm(),
+        encoder=run["encoder"],
         stages=STAGES if args.stage == "all" else (args.stage,),
-        max_passages=args.max_passages,
-        max_chars=args.max_chars,
-        generate_config=GenerateConfig(
-            max_tokens=args.max_tokens, seed=args.seed, max_overlap=args.max_overlap
-        ),
-        mine_config=MineConfig(
-            num_candidates=args.num_candidates, negative=args.negative, seed=args.seed
-        ),
+        max_passages=run["max_passages"],
+        max_chars=run["max_chars"],
+        generate_config=generate_config,
+        mine_config=mine_config,
     )
     print(json.dumps({k: manifest.get(k) for k in ("passages", "generate", "mine")}, indent=2))
     return 0

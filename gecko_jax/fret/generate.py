@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,15 @@ from gecko_jax.llm.base import LLM
 _WORD = re.compile(r"\w+")
 # Greedy decoding would repeat a malformed answer, so the retry samples.
 RETRY_TEMPERATURE = 0.7
+# The counts in the manifest's generate section.
+DIAGNOSTIC_COUNTS = (
+    "malformed",
+    "retried",
+    "cut_at_max_tokens",
+    "verbatim_copy",
+    "dropped_overlap",
+    "dropped_duplicate",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,21 +58,79 @@ def word_overlap(query: str, passage: str) -> float:
     return sum(w in vocabulary for w in words) / len(words) if words else 0.0
 
 
-def _parse(text: str) -> tuple[str, str] | None:
+def parse_answer(text: str) -> tuple[str, str] | None:
     """The stop string was cut off; put it back (harmless if the backend kept it)."""
     return parse_generation(text + QG_STOP)
 
 
-def _task_type(task: str) -> str:
+def task_type_name(task: str) -> str:
+    """The ``TASK_TYPES`` name of a task description, or ``"other"``."""
     return next((name for name, text in TASK_TYPES.items() if text == task), "other")
+
+
+def requested_type(index: int, config: GenerateConfig) -> str | None:
+    """The task type asked of the ``index``-th passage (round-robin), or None (LLM's choice)."""
+    names = list(TASK_TYPES)
+    return names[index % len(names)] if config.balance_tasks else None
+
+
+def generation_args(config: GenerateConfig, retry: bool) -> dict[str, Any]:
+    """``LLM.generate`` keyword arguments of the first try or of the retry."""
+    return {
+        "max_tokens": config.max_tokens,
+        "temperature": max(config.temperature, RETRY_TEMPERATURE) if retry else config.temperature,
+        "stop": (QG_STOP,),
+        "seed": config.seed + 1 if retry else config.seed,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryCheck:
+    """One parsed answer as a row, with its copy diagnostics and its deduplication key."""
+
+    row: dict[str, Any]
+    overlap: float
+    verbatim_copy: bool
+    too_much_overlap: bool
+    dedup_key: str
+
+
+def check_query(
+    passage: Passage, requested: str | None, answer: tuple[str, str], config: GenerateConfig
+) -> QueryCheck:
+    """Diagnose one (task, query) answer for ``passage``; dropping and dedup are the caller's."""
+    task, query = answer
+    overlap = word_overlap(query, passage.text)
+    return QueryCheck(
+        row={"passage_id": passage.id, "requested_type": requested, "task": task, "query": query},
+        overlap=overlap,
+        verbatim_copy=query.lower() in passage.text.lower(),
+        too_much_overlap=config.max_overlap is not None and overlap > config.max_overlap,
+        dedup_key=" ".join(_WORD.findall(query.lower())),
+    )
+
+
+def diagnostics(
+    passages: int,
+    rows: int,
+    counts: Mapping[str, int],
+    mean_word_overlap: float | None,
+    task_types: Mapping[str, int],
+) -> dict[str, Any]:
+    """The manifest's ``generate`` section (shared with the Beam pipeline, so both match)."""
+    return {
+        "passages": passages,
+        "rows": rows,
+        **{name: counts.get(name, 0) for name in DIAGNOSTIC_COUNTS},
+        "mean_word_overlap": mean_word_overlap,
+        "task_types": dict(task_types),
+    }
 
 
 def _generate(
     llm: LLM, passages: list[Passage], types: list[str | None], config: GenerateConfig, retry: bool
 ) -> list[Any]:
     """LLM generations for ``passages`` in batches, with a progress bar."""
-    temperature = max(config.temperature, RETRY_TEMPERATURE) if retry else config.temperature
-    seed = config.seed + 1 if retry else config.seed
     out = []
     with tqdm(total=len(passages), desc="FRet queries" + (" (retry)" if retry else "")) as bar:
         for start in range(0, len(passages), config.batch_size):
@@ -72,7 +139,7 @@ def _generate(
                 query_generation_messages(p.text, t)
                 for p, t in zip(passages[start:end], types[start:end], strict=True)
             ]
-            out.extend(llm.generate(prompts, config.max_tokens, temperature, (QG_STOP,), seed))
+            out.extend(llm.generate(prompts, **generation_args(config, retry)))
             bar.update(len(prompts))
     return out
 
@@ -82,15 +149,14 @@ def generate_queries(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows ``{passage_id, requested_type, task, query}`` and their diagnostics."""
     passages = list(passages)
-    names = list(TASK_TYPES)
-    types = [names[i % len(names)] if config.balance_tasks else None for i in range(len(passages))]
+    types = [requested_type(i, config) for i in range(len(passages))]
     generations = _generate(llm, passages, types, config, retry=False)
-    parsed = [_parse(g.text) for g in generations]
+    parsed = [parse_answer(g.text) for g in generations]
     bad = [i for i, p in enumerate(parsed) if p is None]
     if bad:
         again = _generate(llm, [passages[i] for i in bad], [types[i] for i in bad], config, True)
         for i, generation in zip(bad, again, strict=True):
-            parsed[i] = _parse(generation.text)
+            parsed[i] = parse_answer(generation.text)
             generations[i] = generation
 
     rows, overlaps, seen = [], [], set()
@@ -102,36 +168,21 @@ def generate_queries(
     for passage, requested, answer in zip(passages, types, parsed, strict=True):
         if answer is None:
             continue
-        task, query = answer
-        overlap = word_overlap(query, passage.text)
-        overlaps.append(overlap)
-        counts["verbatim_copy"] += query.lower() in passage.text.lower()
-        if config.max_overlap is not None and overlap > config.max_overlap:
+        check = check_query(passage, requested, answer, config)
+        overlaps.append(check.overlap)
+        counts["verbatim_copy"] += check.verbatim_copy
+        if check.too_much_overlap:
             counts["dropped_overlap"] += 1
             continue
-        key = " ".join(_WORD.findall(query.lower()))
-        if config.dedup and key in seen:
+        if config.dedup and check.dedup_key in seen:
             counts["dropped_duplicate"] += 1
             continue
-        seen.add(key)
-        rows.append(
-            {"passage_id": passage.id, "requested_type": requested, "task": task, "query": query}
-        )
-    diagnostics = {
-        "passages": len(passages),
-        "rows": len(rows),
-        **{
-            k: counts[k]
-            for k in (
-                "malformed",
-                "retried",
-                "cut_at_max_tokens",
-                "verbatim_copy",
-                "dropped_overlap",
-                "dropped_duplicate",
-            )
-        },
-        "mean_word_overlap": float(np.mean(overlaps)) if overlaps else None,
-        "task_types": dict(Counter(_task_type(r["task"]) for r in rows)),
-    }
-    return rows, diagnostics
+        seen.add(check.dedup_key)
+        rows.append(check.row)
+    return rows, diagnostics(
+        len(passages),
+        len(rows),
+        counts,
+        float(np.mean(overlaps)) if overlaps else None,
+        Counter(task_type_name(r["task"]) for r in rows),
+    )

@@ -23,6 +23,8 @@ from gecko_jax.llm.base import LLM
 from gecko_jax.retrieval import IndexConfig, VectorIndex, top_n_with_seed
 
 HISTOGRAM_BINS = 10
+# The LLM scorers, in fusion order, with their progress-bar labels.
+SCORERS = {"query_likelihood": "FRet query likelihood", "relevance": "FRet relevance"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,14 +39,31 @@ class MineConfig:
 
 
 def embed_queries(encoder: Encoder, rows: Sequence[dict[str, Any]]) -> np.ndarray:
-    """``task: {task} | query: {query}`` embeddings; grouped by task, as the encoder takes one."""
+    """``task: {task} | query: {query}`` embeddings; grouped by task, as the encoder takes one.
+
+    Only encoder methods are called, so a proxy to an encoder in another process (Beam's
+    cross-process model sharing) works as well.
+    """
+    if not rows:
+        return np.zeros((0, encoder.embedding_dim), np.float32)
     by_task: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
         by_task[row["task"]].append(i)
-    out = np.zeros((len(rows), encoder.embedding_dim), np.float32)
-    for task, indices in by_task.items():
-        out[indices] = encoder.encode_queries([rows[i]["query"] for i in indices], task=task)
-    return out
+    parts = [
+        encoder.encode_queries([rows[i]["query"] for i in indices], task=task)
+        for task, indices in by_task.items()
+    ]
+    order = np.argsort([i for indices in by_task.values() for i in indices])
+    return np.concatenate(parts)[order]
+
+
+def score_request(scorer: str, query: str, passage: str) -> tuple[str, str]:
+    """(context, continuation) whose log-probability is ``scorer``'s score of the pair."""
+    if scorer == "query_likelihood":
+        return ql_context(passage), " " + query
+    if scorer == "relevance":
+        return rc_context(query, passage), RC_LABEL
+    raise ValueError(f"unknown scorer {scorer!r}; known: {list(SCORERS)}")
 
 
 def score_pairs(
@@ -56,6 +75,34 @@ def score_pairs(
         end = start + batch_size
         totals.extend(s.total for s in llm.score(contexts[start:end], continuations[start:end]))
     return np.asarray(totals, dtype=np.float64)
+
+
+def label_query(
+    row: dict[str, Any],
+    candidates: Sequence[Passage],
+    scores: dict[str, np.ndarray],
+    config: MineConfig,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The FRet record of one query: its candidates (retrieval order), ranked by each scorer."""
+    ranks = {name: ranks_from_scores(scores[name]) for name in SCORERS}
+    fused = reciprocal_rank_fusion(list(ranks.values()), config.rrf_k)
+    candidate_ids = [p.id for p in candidates]
+    pos, neg = select(candidate_ids, fused, config.negative, config.k_th, rng)
+    fused_ranks = ranks_from_scores(fused)
+    return {
+        "task": row["task"],
+        "query": row["query"],
+        "positive": candidates[pos].to_json(),
+        "negative": candidates[neg].to_json(),
+        "seed_id": row["passage_id"],
+        "requested_type": row["requested_type"],
+        "positive_rank": int(fused_ranks[pos]),
+        "negative_rank": int(fused_ranks[neg]),
+        "candidate_ids": candidate_ids,
+        "ranks": {**{k: v.tolist() for k, v in ranks.items()}, "fused": fused_ranks.tolist()},
+        "scores": {**{k: scores[k].tolist() for k in SCORERS}, "fused": fused.tolist()},
+    }
 
 
 def _histogram(values: np.ndarray) -> dict[str, list[float]] | None:
@@ -91,66 +138,51 @@ def mine(
         queries, candidates.shape[1], config.recall_sample, config.seed
     )
 
-    pairs = [(r, passages[c]) for r, row in zip(rows, candidates, strict=True) for c in row]
-    ql = score_pairs(
-        llm,
-        [ql_context(p.text) for _, p in pairs],
-        [" " + r["query"] for r, _ in pairs],
-        config.score_batch_size,
-        "FRet query likelihood",
-    ).reshape(candidates.shape)
-    rc = score_pairs(
-        llm,
-        [rc_context(r["query"], p.text) for r, p in pairs],
-        [RC_LABEL] * len(pairs),
-        config.score_batch_size,
-        "FRet relevance",
-    ).reshape(candidates.shape)
+    pairs = [
+        (row["query"], passages[c]) for row, ids in zip(rows, candidates, strict=True) for c in ids
+    ]
+    scores = {}
+    for name, desc in SCORERS.items():
+        requests = [score_request(name, query, p.text) for query, p in pairs]
+        totals = score_pairs(
+            llm, [c for c, _ in requests], [c for _, c in requests], config.score_batch_size, desc
+        )
+        scores[name] = totals.reshape(candidates.shape)
 
     rng = np.random.default_rng(config.seed)
     records = []
-    for row, ids, ql_row, rc_row in zip(rows, candidates, ql, rc, strict=True):
-        ranks = {
-            "query_likelihood": ranks_from_scores(ql_row),
-            "relevance": ranks_from_scores(rc_row),
-        }
-        fused = reciprocal_rank_fusion(list(ranks.values()), config.rrf_k)
-        candidate_ids = [passages[i].id for i in ids]
-        pos, neg = select(candidate_ids, fused, config.negative, config.k_th, rng)
-        fused_ranks = ranks_from_scores(fused)
-        records.append(
-            {
-                "task": row["task"],
-                "query": row["query"],
-                "positive": passages[ids[pos]].to_json(),
-                "negative": passages[ids[neg]].to_json(),
-                "seed_id": row["passage_id"],
-                "requested_type": row["requested_type"],
-                "positive_rank": int(fused_ranks[pos]),
-                "negative_rank": int(fused_ranks[neg]),
-                "candidate_ids": candidate_ids,
-                "ranks": {
-                    **{k: v.tolist() for k, v in ranks.items()},
-                    "fused": fused_ranks.tolist(),
-                },
-                "scores": {
-                    "query_likelihood": ql_row.tolist(),
-                    "relevance": rc_row.tolist(),
-                    "fused": fused.tolist(),
-                },
-            }
-        )
+    for n, (row, ids) in enumerate(zip(rows, candidates, strict=True)):
+        row_scores = {name: totals[n] for name, totals in scores.items()}
+        records.append(label_query(row, [passages[i] for i in ids], row_scores, config, rng))
     changed = sum(r["positive"]["id"] != r["seed_id"] for r in records)
-    stats = {
-        "rows": len(records),
-        "num_candidates": int(candidates.shape[1]),
-        "index_backend": index.backend,
-        "recall_vs_exact": recall,
-        "positive_not_seed": changed / len(records),
-        "failed_scores": int(np.isnan(ql).sum() + np.isnan(rc).sum()),
-        "histograms": {
-            "query_likelihood": _histogram(ql.ravel()),
-            "relevance": _histogram(rc.ravel()),
-        },
+    return records, mine_stats(
+        rows=len(records),
+        num_candidates=int(candidates.shape[1]),
+        index_backend=index.backend,
+        recall_vs_exact=recall,
+        positive_not_seed=changed,
+        failed_scores=int(sum(np.isnan(v).sum() for v in scores.values())),
+        histograms={k: _histogram(v.ravel()) for k, v in scores.items()},
+    )
+
+
+def mine_stats(
+    *,
+    rows: int,
+    num_candidates: int,
+    index_backend: str,
+    recall_vs_exact: float,
+    positive_not_seed: int,
+    failed_scores: int,
+    histograms: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest's ``mine`` section (shared with the Beam pipeline, so both match)."""
+    return {
+        "rows": rows,
+        "num_candidates": num_candidates,
+        "index_backend": index_backend,
+        "recall_vs_exact": recall_vs_exact,
+        "positive_not_seed": positive_not_seed / rows,
+        "failed_scores": failed_scores,
+        "histograms": histograms,
     }
-    return records, stats

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -22,27 +22,42 @@ class Passage:
         return dataclasses.asdict(self)
 
 
-def read_passages_jsonl(path: str | os.PathLike) -> tuple[list[dict[str, Any]], int]:
-    """Objects from a JSONL file, and how many lines were skipped (bad UTF-8, not an object).
+def iter_passage_records(lines: Iterable[bytes], source: str) -> Iterator[dict[str, Any] | None]:
+    """Each non-blank line's object, or None for a malformed one (bad UTF-8, not an object).
 
     One bad line in a large crawl should not stop a run, so each is warned about (with its line
-    number) and counted instead.
+    number) and left to the caller to count.
     """
-    records, skipped = [], 0
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError(f"expected an object, got {type(record).__name__}")
+        except (UnicodeDecodeError, ValueError) as error:
+            logger.warning("%s:%d: skipping malformed line: %s", source, number, error)
+            yield None
+            continue
+        yield record
+
+
+def read_passages_jsonl(path: str | os.PathLike) -> tuple[list[dict[str, Any]], int]:
+    """Objects from a JSONL file, and how many lines were skipped as malformed."""
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-                if not isinstance(record, dict):
-                    raise ValueError(f"expected an object, got {type(record).__name__}")
-            except (UnicodeDecodeError, ValueError) as error:
-                logger.warning("%s:%d: skipping malformed line: %s", path, number, error)
-                skipped += 1
-                continue
-            records.append(record)
-    return records, skipped
+        records = list(iter_passage_records(handle, str(path)))
+    kept = [record for record in records if record is not None]
+    return kept, len(records) - len(kept)
+
+
+def passage_from_record(record: Mapping[str, Any], max_chars: int) -> tuple[Passage, bool]:
+    """The record as a passage, text stripped and cut to ``max_chars``, and whether it was cut.
+
+    The text may be empty: the id still counts for the duplicate check.
+    """
+    text = (record.get("text") or "").strip()
+    passage = Passage(str(record["id"]), str(record.get("title") or ""), text[:max_chars])
+    return passage, len(text) > max_chars
 
 
 def prepare_passages(
@@ -57,17 +72,14 @@ def prepare_passages(
     counts = {"input": 0, "empty": 0, "truncated": 0}
     for record in records:
         counts["input"] += 1
-        pid = str(record["id"])
-        if pid in seen:
-            raise ValueError(f"duplicate passage id {pid!r}")
-        seen.add(pid)
-        text = (record.get("text") or "").strip()
-        if not text:
+        passage, truncated = passage_from_record(record, max_chars)
+        if passage.id in seen:
+            raise ValueError(f"duplicate passage id {passage.id!r}")
+        seen.add(passage.id)
+        if not passage.text:
             counts["empty"] += 1
             continue
-        if len(text) > max_chars:
-            text = text[:max_chars]
-            counts["truncated"] += 1
-        passages.append(Passage(pid, str(record.get("title") or ""), text))
+        counts["truncated"] += truncated
+        passages.append(passage)
     counts["kept"] = len(passages)
     return passages, counts

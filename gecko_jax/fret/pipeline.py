@@ -27,7 +27,7 @@ LLM_CACHE = "llm_cache.jsonl"
 STAGES = ("generate", "mine")
 
 
-def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Written to a temporary name first, so a killed run never leaves a partial stage output."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -35,7 +35,7 @@ def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
@@ -82,6 +82,9 @@ def run_fret(
     else:
         records = list(passages)
     prepared, counts = prepare_passages(records[:max_passages], max_chars)
+    outputs = {"generate": out / GENERATED, "mine": out / FRET}
+    if all(outputs[stage].exists() for stage in stages):
+        return manifest  # nothing to do: the LLM is not even loaded
     cached = _llm(llm, out)
     manifest.update(
         {
@@ -105,7 +108,7 @@ def run_fret(
     if "generate" in stages and not (out / GENERATED).exists():
         start = time.perf_counter()
         rows, diagnostics = generate_queries(cached, prepared, generate_config)
-        _write_jsonl(out / GENERATED, rows)
+        write_jsonl(out / GENERATED, rows)
         timings["generate"] = time.perf_counter() - start
         manifest["generate"] = {"config": dataclasses.asdict(generate_config), **diagnostics}
         save()
@@ -115,9 +118,9 @@ def run_fret(
             raise FileNotFoundError(f"{out / GENERATED} is missing: run the generate stage first")
         start = time.perf_counter()
         records_out, stats = mine(
-            cached, _encoder(encoder), prepared, _read_jsonl(out / GENERATED), mine_config
+            cached, _encoder(encoder), prepared, read_jsonl(out / GENERATED), mine_config
         )
-        _write_jsonl(out / FRET, records_out)
+        write_jsonl(out / FRET, records_out)
         timings["mine"] = time.perf_counter() - start
         manifest["mine"] = {"config": dataclasses.asdict(mine_config), **stats}
 

@@ -21,7 +21,8 @@ Prompt = str | Sequence[dict[str, str]]
 @dataclasses.dataclass(frozen=True)
 class Generation:
     text: str
-    # "stop" (a stop string or end of sequence), "length" (hit max_tokens), or "error".
+    # "stop" (a stop string or end of sequence), "length" (hit max_tokens), or "error" (the
+    # backend failed on this prompt after its retries, and counted it; never cached).
     finish_reason: str
     num_tokens: int
 
@@ -74,3 +75,19 @@ class LLM(abc.ABC):
     def cache_identity(self) -> dict[str, Any]:
         """What distinguishes this model's outputs, for the on-disk call cache (no secrets)."""
         return {"backend": self.backend, "model": self.model_id}
+
+    def generate_cache_extras(
+        self, prompts: Sequence[Prompt], max_tokens: int
+    ) -> list[dict[str, Any]]:
+        """Per prompt, what else changes its answer (for the cache key): by default nothing.
+
+        A backend that cuts long inputs names the window here only for the inputs it cuts, so
+        uncut ones stay shared between settings that answer them identically.
+        """
+        return [{} for _ in prompts]
+
+    def score_cache_extras(
+        self, contexts: Sequence[str], continuations: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Per pair, what else changes its score (for the cache key); see generate's."""
+        return [{} for _ in contexts]

@@ -2,10 +2,10 @@
 
 Each result is one JSON line ``{"key": sha256, "value": ...}`` appended to a file and fsync'd
 after every batch. The key hashes the backend's :meth:`~gecko_jax.llm.base.LLM.cache_identity`,
-the operation, the prompt (or context and continuation) and every parameter that changes the
-answer. A SIGKILL can only tear the last line: it is ignored on read and cut off before the next
-append. Failed items (``finish_reason="error"``, NaN scores) are not stored, so a rerun retries
-them.
+the operation, the prompt (or context and continuation), every parameter that changes the
+answer, and the backend's per-input extras (its context window, for the inputs it cuts). A
+SIGKILL can only tear the last line: it is ignored on read and cut off before the next append.
+Failed items (``finish_reason="error"``, NaN scores) are not stored, so a rerun retries them.
 """
 
 from __future__ import annotations
@@ -74,6 +74,16 @@ class CachedLLM(LLM):
     def cache_identity(self) -> dict[str, Any]:
         return self.inner.cache_identity()
 
+    def generate_cache_extras(
+        self, prompts: Sequence[Prompt], max_tokens: int
+    ) -> list[dict[str, Any]]:
+        return self.inner.generate_cache_extras(prompts, max_tokens)
+
+    def score_cache_extras(
+        self, contexts: Sequence[str], continuations: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        return self.inner.score_cache_extras(contexts, continuations)
+
     def _append(self, records: dict[str, Any]) -> None:
         if not records:
             return
@@ -131,11 +141,15 @@ class CachedLLM(LLM):
             "seed": seed,
         }
         identity = self.cache_identity()
+        extras = self.generate_cache_extras(prompts, max_tokens)
         keys = [
             cache_key(
-                identity, "generate", p if isinstance(p, str) else [dict(m) for m in p], params
+                identity,
+                "generate",
+                p if isinstance(p, str) else [dict(m) for m in p],
+                params | extra,
             )
-            for p in prompts
+            for p, extra in zip(prompts, extras, strict=True)
         ]
         return self._through(
             keys,
@@ -152,7 +166,11 @@ class CachedLLM(LLM):
     ) -> list[ContinuationScore]:
         pairs = list(zip(contexts, continuations, strict=True))
         identity = self.cache_identity()
-        keys = [cache_key(identity, "score", list(pair), {}) for pair in pairs]
+        extras = self.score_cache_extras(contexts, continuations)
+        keys = [
+            cache_key(identity, "score", list(pair), extra)
+            for pair, extra in zip(pairs, extras, strict=True)
+        ]
         return self._through(
             keys,
             lambda missing: self.inner.score(

@@ -136,12 +136,18 @@ def _generate_tokens(
     hidden, cache, positions, key_mask = _prefill(model, params, prefix, tokens, mask, max_new)
     first_slot = prefix.shape[1] + tokens.shape[1]
 
-    def pick(hidden_last: jax.Array, step: jax.Array) -> jax.Array:
-        """The next token of each row from its last hidden state ``[B, 1, E]``."""
-        logits = model.apply({"params": params}, hidden_last, method=Llama.logits)[:, 0]
+    def sample(logits: jax.Array, step: jax.Array) -> jax.Array:
         keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, step)
-        sampled = jax.vmap(jax.random.categorical)(keys, logits / jnp.maximum(temperature, 1e-6))
-        return jnp.where(temperature > 0, sampled, jnp.argmax(logits, axis=-1)).astype(jnp.int32)
+        return jax.vmap(jax.random.categorical)(keys, logits / temperature).astype(jnp.int32)
+
+    def greedy(logits: jax.Array, step: jax.Array) -> jax.Array:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    def pick(hidden_last: jax.Array, step: jax.Array) -> jax.Array:
+        """The next token of each row from its last hidden state ``[B, 1, E]``. A ``cond``, not
+        a ``where``: greedy decoding skips drawing random numbers over the whole vocabulary."""
+        logits = model.apply({"params": params}, hidden_last, method=Llama.logits)[:, 0]
+        return jax.lax.cond(temperature > 0, sample, greedy, logits, step)
 
     first = pick(hidden[:, -1:], jnp.int32(0))
     out = jnp.full((batch, max_new), -1, jnp.int32).at[:, 0].set(first)
@@ -254,13 +260,45 @@ class JaxLLM(LLM):
     def backend(self) -> str:
         return "jax"
 
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
     def _placement(self) -> contextlib.AbstractContextManager:
         """Where the jitted programs trace and run: under the mesh, if there is one."""
         return contextlib.nullcontext() if self.mesh is None else mesh_context(self.mesh)
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
+    def _prompt_budget(self, max_tokens: int) -> int:
+        """Prompt tokens kept: ``max_tokens`` new ones must fit after them in max_context."""
+        if not 1 <= max_tokens < self.max_context:
+            raise ValueError(
+                f"max_tokens={max_tokens} leaves no room for a prompt in "
+                f"max_context={self.max_context}"
+            )
+        return self.max_context - max_tokens
+
+    def _window(self, length: int, budget: int) -> dict[str, Any]:
+        """Cache-key extras of an input of ``length`` tokens kept to ``budget``: the window if
+        it is cut (the answer depends on it), nothing otherwise (it does not)."""
+        return {"max_context": self.max_context} if length > budget else {}
+
+    def generate_cache_extras(
+        self, prompts: Sequence[Prompt], max_tokens: int
+    ) -> list[dict[str, Any]]:
+        budget = self._prompt_budget(max_tokens)
+        texts = (self.tokenizer.render(p) for p in prompts)
+        return [self._window(len(self.tokenizer.encode(t, at_start=True)), budget) for t in texts]
+
+    def score_cache_extras(
+        self, contexts: Sequence[str], continuations: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        return [
+            self._window(
+                len(self.tokenizer.encode(c, at_start=True)),
+                self.max_context - len(self.tokenizer.encode(q)),
+            )
+            for c, q in zip(contexts, continuations, strict=True)
+        ]
 
     def _fit(self, ids: list[int], budget: int, what: str) -> list[int]:
         """Keep the last ``budget`` tokens (the part next to what the model writes or scores)."""
@@ -309,18 +347,14 @@ class JaxLLM(LLM):
         stop: Sequence[str] = (),
         seed: int = 0,
     ) -> list[Generation]:
-        max_new = _bucket(max_tokens, self.length_bucket)
-        budget = self.max_context - max_new
-        if max_tokens < 1 or budget < 1:
-            raise ValueError(
-                f"max_tokens={max_tokens} (reserved as {max_new}) leaves no room for a prompt "
-                f"in max_context={self.max_context}"
-            )
+        budget = self._prompt_budget(max_tokens)
         texts = [self.tokenizer.render(p) for p in prompts]
         rows = [
             _Row(i, self._fit(self.tokenizer.encode(t, at_start=True), budget, "prompt"))
             for i, t in enumerate(texts)
         ]
+        if empty := [r.index for r in rows if not r.ids]:
+            raise ValueError(f"prompts {empty[:5]} are empty: nothing to continue from")
         stop_ids = jnp.asarray(sorted(self.tokenizer.stop_ids), jnp.int32)
         results: list[Generation | None] = [None] * len(rows)
         for batch in _batches(rows, self.batch_size):
@@ -335,7 +369,7 @@ class JaxLLM(LLM):
                     jnp.asarray(prefix),
                     jnp.asarray(tokens),
                     jnp.asarray(mask),
-                    max_new,
+                    _bucket(max_tokens, self.length_bucket),
                     jnp.int32(max_tokens),
                     jnp.float32(temperature),
                     jnp.stack(keys),

@@ -10,6 +10,11 @@ onto a device mesh.
 One call signature serves prefill, decoding and scoring: ``tokens`` ``[B, T]`` are written into the
 cache at slot ``index`` and attend to every earlier valid slot. Scoring passes a fresh cache of
 length ``T``; generation a cache of prompt plus new tokens.
+
+With a static ``index`` (prefill, scoring), queries attend in chunks of at least 64, each over the
+slots up to its last query only: on CPU this ran prefill attention about 4x faster than one
+product over every slot, from the skipped causal half and from logits small enough to stay in
+cache. A decode step (a traced ``index``) attends over the whole cache at once.
 """
 
 from __future__ import annotations
@@ -102,13 +107,55 @@ def rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
     return (x32 * cos + rotated * sin).astype(x.dtype)
 
 
-def attention_bias(key_mask: jax.Array, index: jax.Array, length: int) -> jax.Array:
+# Query chunks: at least this long, and at most MAX_CHUNKS of them (compile time grows with each).
+QUERY_CHUNK, MAX_CHUNKS = 64, 8
+
+
+class Span(NamedTuple):
+    """Queries ``start:stop`` of a forward pass attend to cache slots ``0:slots``."""
+
+    start: int
+    stop: int
+    slots: int
+
+
+def attention_spans(index: int | jax.Array, length: int, slots: int) -> tuple[Span, ...]:
+    """Query chunks and the slots each can see: every slot for a traced ``index``."""
+    if not isinstance(index, int):
+        return (Span(0, length, slots),)
+    chunk = max(QUERY_CHUNK, -(-length // MAX_CHUNKS // QUERY_CHUNK) * QUERY_CHUNK)
+    return tuple(
+        Span(start, min(start + chunk, length), index + min(start + chunk, length))
+        for start in range(0, length, chunk)
+    )
+
+
+def attention_bias(key_mask: jax.Array, index: int | jax.Array, length: int) -> jax.Array:
     """Additive ``[B, 1, 1, T, S]`` bias: query ``t`` (at slot ``index + t``) sees valid slots
     up to its own."""
     slots = jnp.arange(key_mask.shape[1])
     causal = slots[None, :] <= (index + jnp.arange(length))[:, None]  # [T, S]
     visible = causal[None] & (key_mask[:, None, :] > 0)  # [B, T, S]
     return jnp.where(visible, 0.0, jnp.finfo(jnp.float32).min)[:, None, None]
+
+
+def attend(q: jax.Array, keys: jax.Array, values: jax.Array, bias: jax.Array) -> jax.Array:
+    """Softmax attention of ``q`` ``[B, T, kv_heads, groups, D]`` over ``[B, kv_heads, S, D]``.
+
+    A kv head's queries form one ``[groups * T, D]`` matrix, so both products are plain batched
+    matmuls; rows are normalised after the value product, on D columns instead of S.
+    """
+    batch, length, kv_heads, groups, dim = q.shape
+    slots = keys.shape[2]
+    q = q.transpose(0, 2, 3, 1, 4).reshape(batch, kv_heads, groups * length, dim)
+    logits = jnp.einsum("bkqd,bksd->bkqs", q, keys.astype(q.dtype))
+    logits = logits.reshape(batch, kv_heads, groups, length, slots).astype(jnp.float32)
+    logits = logits * dim**-0.5 + bias
+    weights = jnp.exp(logits - logits.max(axis=-1, keepdims=True))
+    flat = weights.reshape(batch, kv_heads, groups * length, slots).astype(q.dtype)
+    out = jnp.einsum("bkqs,bksd->bkqd", flat, values.astype(q.dtype))
+    out = out.reshape(batch, kv_heads, groups, length, dim) / weights.sum(-1)[..., None]
+    return out.transpose(0, 3, 1, 2, 4).astype(q.dtype)
 
 
 class Attention(nn.Module):
@@ -122,11 +169,12 @@ class Attention(nn.Module):
         self,
         x: jax.Array,
         rope: tuple[jax.Array, jax.Array],
-        bias: jax.Array,
-        index: jax.Array,
+        spans: tuple[tuple[Span, jax.Array], ...],
+        index: int | jax.Array,
         cache_k: jax.Array,
         cache_v: jax.Array,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``spans``: the query chunks with their attention biases."""
         c = self.config
 
         def project(heads: int, axis: str, name: str) -> jax.Array:
@@ -146,12 +194,14 @@ class Attention(nn.Module):
         cache_v = write(cache_v, project(c.num_kv_heads, "kv_heads", "v_proj"))
 
         batch, length = x.shape[:2]
-        groups = c.num_heads // c.num_kv_heads
-        q = q.reshape(batch, length, c.num_kv_heads, groups, c.head_dim)
-        logits = jnp.einsum("btkgd,bksd->bkgts", q, cache_k.astype(self.dtype))
-        logits = logits.astype(jnp.float32) * c.head_dim**-0.5 + bias
-        weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-        out = jnp.einsum("bkgts,bksd->btkgd", weights, cache_v.astype(self.dtype))
+        q = q.reshape(batch, length, c.num_kv_heads, c.num_heads // c.num_kv_heads, c.head_dim)
+        out = jnp.concatenate(
+            [
+                attend(q[:, a:b], cache_k[:, :, :s], cache_v[:, :, :s], bias)
+                for (a, b, s), bias in spans
+            ],
+            axis=1,
+        )
         out = out.reshape(batch, length, c.num_heads, c.head_dim)
         out = constrain(out, ("batch", "length", "heads", "kv"))
         out = DenseGeneral(
@@ -186,8 +236,8 @@ class DecoderLayer(nn.Module):
         self,
         x: jax.Array,
         rope: tuple[jax.Array, jax.Array],
-        bias: jax.Array,
-        index: jax.Array,
+        spans: tuple[tuple[Span, jax.Array], ...],
+        index: int | jax.Array,
         cache_k: jax.Array,
         cache_v: jax.Array,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
@@ -195,7 +245,7 @@ class DecoderLayer(nn.Module):
         attended, cache_k, cache_v = Attention(self.config, self.dtype, name="self_attn")(
             RMSNorm(eps, self.dtype, name="input_layernorm")(x),
             rope,
-            bias,
+            spans,
             index,
             cache_k,
             cache_v,
@@ -236,17 +286,21 @@ class Llama(nn.Module):
         positions: jax.Array,
         key_mask: jax.Array,
         cache: KVCache,
-        index: jax.Array,
+        index: int | jax.Array,
     ) -> tuple[jax.Array, KVCache]:
-        """tokens, positions: ``[B, T]``; key_mask: ``[B, S]`` (0 = padding slot); index: slot."""
+        """tokens, positions: ``[B, T]``; key_mask: ``[B, S]`` (0 = padding slot); index: the
+        first slot written (an ``int`` where it is static, which lets attention skip slots)."""
         x = jnp.asarray(self.embed_tokens(tokens), self.dtype)
         x = constrain(x, ("batch", "length", "embed"))
-        index = jnp.asarray(index, jnp.int32)
+        index = index if isinstance(index, int) else jnp.asarray(index, jnp.int32)
         rope = rotary_tables(positions, self.config.head_dim, self.config.rope_theta)
-        bias = attention_bias(key_mask, index, tokens.shape[1])
+        spans = tuple(
+            (s, attention_bias(key_mask[:, : s.slots], index + s.start, s.stop - s.start))
+            for s in attention_spans(index, tokens.shape[1], key_mask.shape[1])
+        )
         keys, values = [], []
         for layer, cache_k, cache_v in zip(self.layers, *cache, strict=True):
-            x, (cache_k, cache_v) = layer(x, rope, bias, index, cache_k, cache_v)
+            x, (cache_k, cache_v) = layer(x, rope, spans, index, cache_k, cache_v)
             keys.append(cache_k)
             values.append(cache_v)
         return self.norm(x), KVCache(tuple(keys), tuple(values))

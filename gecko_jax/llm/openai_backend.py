@@ -112,7 +112,7 @@ class OpenAICompatibleLLM(LLM):
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return json.loads(response.read().decode("utf-8"))
             except urllib.error.HTTPError as error:
-                message = error.read().decode("utf-8", "replace")[:300]
+                message = self._redact(error.read().decode("utf-8", "replace"))[:300]
                 if error.code in _CONFIG_STATUS:
                     raise LLMError(
                         f"{self.base_url}{route}: HTTP {error.code}: {message}"
@@ -126,6 +126,10 @@ class OpenAICompatibleLLM(LLM):
                 "%s attempt %d/%d failed: %s", route, attempt + 1, self.max_retries + 1, problem
             )
         raise _RequestFailed(f"{route}: {self.max_retries + 1} attempts failed; last: {problem}")
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key (some proxies echo request headers in their errors)."""
+        return text.replace(self._api_key, "<api key>") if self._api_key else text
 
     def _map(self, fn: Callable[[Any], T], items: Sequence[Any], failed: T) -> list[T]:
         """``fn`` over items, ``max_concurrency`` at a time; a failed item becomes ``failed``."""

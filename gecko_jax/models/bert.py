@@ -165,6 +165,32 @@ def bert_config_from_hf(hf_config: dict[str, Any]) -> EncoderConfig:
     )
 
 
+def bert_config_to_hf(config: EncoderConfig) -> dict[str, Any]:
+    """A Hugging Face ``BertModel`` ``config.json`` that ``bert_config_from_hf`` reads back."""
+    if config.architecture != "bert":
+        raise ValueError(f"expected a BERT config, got architecture {config.architecture!r}")
+    if config.attention_head_dim * config.num_heads != config.hidden_size:
+        raise ValueError(
+            f"Hugging Face BERT needs num_heads * head_dim == hidden_size, got "
+            f"{config.num_heads} * {config.attention_head_dim} != {config.hidden_size}"
+        )
+    return {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": config.intermediate_size,
+        "max_position_embeddings": config.max_position_embeddings,
+        "type_vocab_size": config.type_vocab_size,
+        "layer_norm_eps": config.layer_norm_eps,
+        "hidden_act": config.hidden_act,
+        "pad_token_id": config.pad_token_id,
+        "position_embedding_type": "absolute",
+    }
+
+
 BERT_KEY_PREFIXES = ("bert.", "model.", "0.auto_model.")
 
 

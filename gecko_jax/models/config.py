@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
+
 ARCHITECTURES = ("bert", "t5")
 # Gecko pools with the mean over all non-pad tokens (Eq. 1); "cls" exists only so
 # CLS-pooled checkpoints such as BGE can be loaded and compared faithfully.
@@ -69,7 +71,9 @@ class DualEncoderConfig:
 
     ``dtype`` is the compute dtype (``bfloat16`` for training on accelerators); parameters
     are always kept in float32. ``mrl_dims`` are the prefix sizes the loss trains and the
-    encoder may truncate to; the full output size is always included.
+    encoder may truncate to; the full output size is always included. ``text_format`` names
+    the :mod:`gecko_jax.formats` template the model reads queries and documents in, so a model
+    trained on one format is also evaluated in it.
     """
 
     encoder: EncoderConfig
@@ -81,8 +85,10 @@ class DualEncoderConfig:
     # "xla" (einsum, runs everywhere) or "cudnn" (fused attention on NVIDIA GPUs, bf16).
     attention_impl: str = "xla"
     max_length: int = 512
+    text_format: str = DEFAULT_TEXT_FORMAT
 
     def __post_init__(self) -> None:
+        check_text_format(self.text_format)
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
         if self.attention_impl not in ("xla", "cudnn"):

@@ -1,11 +1,15 @@
-"""Hugging Face safetensors into Flax parameter trees, with errors naming the key and file."""
+"""Hugging Face safetensors into Flax parameter trees (errors name the key and file), and back."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+import jax
 import numpy as np
+
+ConfigT = TypeVar("ConfigT")
 
 
 class WeightImportError(ValueError):
@@ -60,3 +64,64 @@ class TensorSource:
 
     def unused(self) -> list[str]:
         return sorted(set(self._tensors) - self.used)
+
+
+class _PositionSource(TensorSource):
+    """Answers each lookup with the positions its elements take in one flat export buffer.
+
+    Running an import mapper on it yields a parameter tree of int64 positions: where every
+    parameter element came from. Only transposes and reshapes happen in between, so the tree
+    is the mapper's exact inverse. Membership tests answer yes, so the first name a mapper
+    tries (the current one, e.g. ``LayerNorm.weight`` before ``gamma``) is the one written.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({}, "<export>")
+        self.layout: dict[str, tuple[int, tuple[int, ...]]] = {}
+        self.size = 0
+
+    def __contains__(self, key: str) -> bool:
+        return True
+
+    def get(self, key: str, shape: tuple[int, ...], transpose: bool = False) -> np.ndarray:
+        stored = tuple(reversed(shape)) if transpose else tuple(shape)
+        if key not in self.layout:
+            self.layout[key] = (self.size, stored)
+            self.size += int(np.prod(stored, dtype=np.int64))
+        start, stored_shape = self.layout[key]
+        if stored_shape != stored:
+            raise WeightImportError(f"key {key!r} is read with shapes {stored_shape} and {stored}")
+        positions = np.arange(start, start + int(np.prod(stored, dtype=np.int64)))
+        positions = positions.reshape(stored)
+        return positions.T if transpose else positions
+
+
+def params_to_hf(
+    mapper: Callable[[TensorSource, ConfigT], dict[str, Any]],
+    config: ConfigT,
+    params: Mapping[str, Any],
+) -> dict[str, np.ndarray]:
+    """The Hugging Face tensors that ``mapper`` (an import such as ``bert_params_from_hf``)
+    would read back as ``params``: the exact inverse of the import, from the import itself."""
+    source = _PositionSource()
+    positions = mapper(source, config)
+    flat = np.empty(source.size, np.float32)
+    written = np.zeros(source.size, np.int64)
+
+    def place(where: np.ndarray, value: Any) -> None:
+        value = np.asarray(value, np.float32)
+        if value.shape != where.shape:
+            raise ValueError(f"parameter shape {value.shape} != expected {where.shape}")
+        flat[where.ravel()] = value.ravel()
+        np.add.at(written, where.ravel(), 1)
+
+    try:
+        jax.tree_util.tree_map(place, positions, dict(params))
+    except ValueError as error:
+        raise ValueError(f"parameters do not fit the checkpoint layout: {error}") from error
+    if not np.all(written == 1):
+        raise ValueError("the import mapping is not one-to-one, so it cannot be inverted")
+    return {
+        key: flat[start : start + int(np.prod(shape, dtype=np.int64))].reshape(shape)
+        for key, (start, shape) in source.layout.items()
+    }

@@ -30,6 +30,7 @@ from gecko_jax.partitioning import (
 )
 from gecko_jax.training.checkpoints import CHECKPOINT_DIR, Checkpointer
 from gecko_jax.training.config import TrainConfig
+from gecko_jax.training.early_stopping import EarlyStopping
 from gecko_jax.training.metrics import MetricsWriter, peak_flops, train_flops_per_step
 from gecko_jax.training.optimizer import learning_rate_schedule, make_optimizer
 from gecko_jax.training.state import abstract_state, init_state, state_shardings
@@ -134,10 +135,13 @@ def train(
     workdir: str | Path,
     eval_fn: EvalFn | None = None,
     mesh: Mesh | None = None,
+    early_stopping: EarlyStopping | None = None,
 ) -> TrainResult:
     """Train until ``config.total_steps``, resuming from ``workdir`` if it holds a checkpoint.
 
-    ``batch_fn(step)`` returns this host's rows of the global batch for ``step``.
+    ``batch_fn(step)`` returns this host's rows of the global batch for ``step``. With
+    ``early_stopping``, every ``eval_fn`` result goes to it, and the run stops (with a
+    checkpoint) once it says so; a rerun of a stopped run returns at once.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +163,8 @@ def train(
             donate_argnums=0,
         )
         start = int(state.step)
+        if early_stopping is not None:
+            early_stopping.attach(workdir, start)
         writer = MetricsWriter(workdir, start, enabled=is_chief)
         device_peak = config.peak_flops_per_device or peak_flops(jax.devices()[0].device_kind)
         non_embedding = _non_embedding_params(state.params)
@@ -168,7 +174,13 @@ def train(
             return {"reason": reason, "data_step": int(state.step), "seed": config.seed}
 
         try:
-            for step in range(start, config.total_steps):
+            end = config.total_steps
+            if early_stopping is not None and eval_fn is not None:
+                if start == 0 and not early_stopping.history:
+                    # The starting point competes too: fine-tuning may only make it worse.
+                    early_stopping.update(0, eval_fn(state.params, 0), state.params)
+                end = start if early_stopping.stopped else end
+            for step in range(start, end):
                 host_batch = batch_fn(step)
                 validate_batch(host_batch)
                 batch = global_batch_from_host(host_batch, mesh)
@@ -212,6 +224,18 @@ def train(
                 if eval_fn is not None and config.eval_every and done % config.eval_every == 0:
                     eval_metrics = eval_fn(state.params, done)
                     writer.write(done, {f"eval/{k}": v for k, v in eval_metrics.items()})
+                    if early_stopping is not None and early_stopping.update(
+                        done, eval_metrics, state.params
+                    ):
+                        checkpointer.save(done, state, meta("early_stopped"))
+                        logger.info(
+                            "early stop at step %d: best %s %.4f at step %d",
+                            done,
+                            early_stopping.metric,
+                            early_stopping.best["value"],
+                            early_stopping.best["step"],
+                        )
+                        break
                 if stop.signalled:
                     checkpointer.save(done, state, meta("signal"))
                     break

@@ -1,0 +1,113 @@
+"""What an ablation varies: one ``AblationCell`` per table row group, defaults = the baseline.
+
+The baseline is the demo's Gecko recipe: the top fused candidate as positive (p_1), the last
+(p_N) as hard negative, both LLM scorers fused with RRF, the unified text format, same-tower
+negatives, and the full embedding. A cell names what it changes; ``Training`` is the model (or,
+for separately trained Matryoshka sizes, each model) a cell needs per seed, so cells that need
+the same model share one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
+from gecko_jax.fret.mine import SCORERS
+
+POSITIVES = ("llm", "seed")  # p_1 of the fused ranking, or the passage the query came from
+NEGATIVES = ("none", "random", "nth")  # none, uniform from P \ {p+}, or the last fused (p_N)
+BASELINE = "baseline"
+
+
+def dim_key(dims: int | None) -> str:
+    """How an embedding size is named in folders and results: ``full`` or the number."""
+    return "full" if dims is None else str(dims)
+
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+    """How a FRet example's positive and hard negative are chosen from its LLM-scored candidates."""
+
+    positive: str = "llm"
+    negative: str = "nth"
+    reranker: tuple[str, ...] = tuple(SCORERS)  # RRF over these scorers' ranks
+
+    def __post_init__(self) -> None:
+        if self.positive not in POSITIVES:
+            raise ValueError(f"positive must be one of {POSITIVES}, got {self.positive!r}")
+        if self.negative not in NEGATIVES:
+            raise ValueError(f"negative must be one of {NEGATIVES}, got {self.negative!r}")
+        if not self.reranker or set(self.reranker) - set(SCORERS):
+            raise ValueError(f"reranker must name some of {tuple(SCORERS)}, got {self.reranker}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """One fine-tuned model per seed. ``dims`` are the embedding sizes its loss sums over and it
+    is evaluated at (``None``: the full embedding)."""
+
+    labels: Labels
+    text_format: str
+    same_tower: bool
+    dims: tuple[int | None, ...]
+
+    @property
+    def key(self) -> str:
+        """A readable folder name, unique per distinct training."""
+        labels = self.labels
+        scorers = "+".join(labels.reranker)
+        dims = "+".join(dim_key(d) for d in self.dims)
+        tower = "same_tower" if self.same_tower else "no_same_tower"
+        return f"{labels.positive}-{labels.negative}-{scorers}_{self.text_format}_{tower}_{dims}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AblationCell:
+    """A named setting; it is compared with the cell named ``reference`` at each of its dims.
+
+    ``dims`` lists the embedding sizes the cell reports (``None``: full). With ``mrl`` one model
+    is trained with the Matryoshka loss over all of them; without, one model per size, trained
+    on that size alone (the "separately trained" arm).
+    """
+
+    name: str = BASELINE
+    positive: str = "llm"
+    negative: str = "nth"
+    reranker: tuple[str, ...] = tuple(SCORERS)
+    text_format: str = DEFAULT_TEXT_FORMAT
+    same_tower: bool = True
+    dims: tuple[int | None, ...] = (None,)
+    mrl: bool = True
+    reference: str = BASELINE
+
+    def __post_init__(self) -> None:
+        check_text_format(self.text_format)
+        _ = self.labels  # raises on a bad label setting
+        if not self.dims or len(set(self.dims)) != len(self.dims):
+            raise ValueError(f"{self.name}: dims must be distinct and non-empty, got {self.dims}")
+
+    @property
+    def labels(self) -> Labels:
+        return Labels(self.positive, self.negative, tuple(self.reranker))
+
+    def trainings(self) -> list[Training]:
+        groups = [self.dims] if self.mrl else [(d,) for d in self.dims]
+        return [Training(self.labels, self.text_format, self.same_tower, g) for g in groups]
+
+
+@dataclasses.dataclass(frozen=True)
+class AblationPlan:
+    """The cells to run, each with every seed in ``seeds``."""
+
+    cells: tuple[AblationCell, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        names = [cell.name for cell in self.cells]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cell names must be unique, got {names}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        unknown = {cell.reference for cell in self.cells} - set(names)
+        if unknown:
+            raise ValueError(f"references to cells not in the plan: {sorted(unknown)}")

@@ -1,0 +1,79 @@
+"""Relabel stored FRet records offline: another positive, negative or reranker, no LLM call.
+
+Each ``fret.jsonl`` record keeps every candidate's query-likelihood and relevance scores, so any
+label choice of Tables 3 and 6 is a pure function of the record, through the same fusion code
+the pipeline used (:mod:`gecko_jax.fret.fusion`). That is what makes every cell share one FRet
+budget: the same queries, candidates and LLM scores, labelled differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gecko_jax.ablations.cells import Labels
+from gecko_jax.fret.fusion import ranks_from_scores, reciprocal_rank_fusion, select
+from gecko_jax.fret.passages import Passage
+
+
+def fused_scores(record: Mapping[str, Any], labels: Labels) -> np.ndarray:
+    """RRF (k = 0, the paper's) over the chosen scorers' ranks; one scorer keeps its order.
+
+    With ``positive="seed"`` the seed passage is put first, so :func:`select` returns it as the
+    positive and draws the negative from the other candidates in their fused order.
+    """
+    ranks = [ranks_from_scores(record["scores"][name]) for name in labels.reranker]
+    fused = reciprocal_rank_fusion(ranks)
+    if labels.positive == "seed":
+        candidates = record["candidate_ids"]
+        if record["seed_id"] not in candidates:
+            raise ValueError(f"seed {record['seed_id']!r} is not among its query's candidates")
+        fused[candidates.index(record["seed_id"])] = np.inf
+    return fused
+
+
+def relabel(
+    records: Sequence[Mapping[str, Any]],
+    passages: Mapping[str, Passage],
+    labels: Labels,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Training records (task, query, seed_id, positive, negative or None) under ``labels``.
+
+    ``seed`` seeds the random negatives; the other choices are deterministic.
+    """
+    rng = np.random.default_rng(seed)
+    negative = "random" if labels.negative == "random" else "nth"
+    out = []
+    for record in records:
+        candidates = record["candidate_ids"]
+        pos, neg = select(candidates, fused_scores(record, labels), negative, rng=rng)
+        hard_negative = None if labels.negative == "none" else passages[candidates[neg]]
+        out.append(
+            {
+                "task": record["task"],
+                "query": record["query"],
+                "seed_id": record["seed_id"],
+                "positive": passages[candidates[pos]].to_json(),
+                "negative": hard_negative and hard_negative.to_json(),
+            }
+        )
+    return out
+
+
+def changed_share(
+    records: Sequence[Mapping[str, Any]], other: Sequence[Mapping[str, Any]]
+) -> float:
+    """The share of examples whose positive or hard negative differs between two labellings.
+
+    Near zero means two cells train on nearly the same data, so no difference between them can
+    be expected, whatever the paper found at scale.
+    """
+
+    def ids(record: Mapping[str, Any]) -> tuple[str, str | None]:
+        return record["positive"]["id"], (record["negative"] or {}).get("id")
+
+    pairs = list(zip(records, other, strict=True))
+    return sum(ids(a) != ids(b) for a, b in pairs) / len(pairs) if pairs else 0.0

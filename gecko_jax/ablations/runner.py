@@ -1,0 +1,235 @@
+"""Run an ablation plan on a finished demo: relabel, fine-tune and evaluate each (cell, seed).
+
+Every cell reuses the demo's FRet records (queries, candidates, LLM scores), its training and
+held-out split, its fine-tuning settings and its evaluation sets, so cells differ only in what
+they ablate. Each (training, seed) result is cached as JSON and the trainer resumes from its
+checkpoints, so a killed run started again redoes nothing finished.
+
+    out/runs/KEY/seed_S/fret_train.jsonl   relabelled training examples (training split only)
+    out/runs/KEY/seed_S/train/             trainer workdir; train/best_model is the model
+    out/runs/KEY/seed_S/result.json        evaluator results per embedding size, timings
+    out/results.json, out/table.md         the table, the plan, the machine and the versions
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gecko_jax.ablations.cells import AblationPlan, Training, dim_key
+from gecko_jax.ablations.labels import changed_share, relabel
+from gecko_jax.ablations.report import environment, format_table, summarize
+from gecko_jax.demo.config import DemoConfig
+from gecko_jax.demo.finetune import HeldoutRetrieval, fine_tune
+from gecko_jax.demo.run import eval_sets, eval_texts_of
+from gecko_jax.encoder import Encoder, read_model_folder
+from gecko_jax.evaluation.suite import evaluate_task
+from gecko_jax.formats import DEFAULT_TEXT_FORMAT
+from gecko_jax.fret.passages import Passage
+from gecko_jax.fret.pipeline import FRET, read_jsonl, write_jsonl
+
+RESULT = "result.json"
+Say = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoRun:
+    """What the ablations reuse from a finished ``gecko-jax demo`` output folder."""
+
+    config: DemoConfig
+    base_model: Path
+    passages: list[Passage]
+    train_records: list[dict[str, Any]]
+    heldout_records: list[dict[str, Any]]
+
+
+def load_demo(folder: str | Path) -> DemoRun:
+    folder = Path(folder)
+    summary = folder / "results.json"  # the demo writes it last
+    if not summary.exists():
+        raise FileNotFoundError(
+            f"{summary} not found: run `gecko-jax demo --out {folder}` to the end first"
+        )
+    results = json.loads(summary.read_text())
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in results["config"].items()}
+    heldout = set(json.loads((folder / "splits.json").read_text())["heldout"])
+    records = read_jsonl(folder / "fret" / FRET)
+    return DemoRun(
+        config=DemoConfig(**saved),
+        base_model=Path(results["base_model"]),
+        passages=[Passage(**row) for row in read_jsonl(folder / "passages.jsonl")],
+        train_records=[r for r in records if r["seed_id"] not in heldout],
+        heldout_records=[r for r in records if r["seed_id"] in heldout],
+    )
+
+
+class TruncatedEncoder:
+    """An encoder's first ``dims`` coordinates, re-normalised (a Matryoshka size).
+
+    The evaluators call only ``encode_queries`` and ``encode_documents``, so this is all they
+    need to score a truncated embedding exactly as they score a full one.
+    """
+
+    def __init__(self, encoder: Encoder, dims: int):
+        self.encoder = encoder
+        self.dims = dims
+
+    def encode_queries(self, texts: Sequence[str], *args: Any, **kwargs: Any) -> np.ndarray:
+        return self.encoder.encode_queries(texts, *args, dims=self.dims, **kwargs)
+
+    def encode_documents(self, texts: Sequence[str], *args: Any, **kwargs: Any) -> np.ndarray:
+        return self.encoder.encode_documents(texts, *args, dims=self.dims, **kwargs)
+
+
+def evaluate(
+    encoder: Encoder, eval_data: Mapping[str, Mapping[str, Any]], dims: int | None
+) -> dict[str, Any]:
+    """Suite results of ``encoder`` at embedding size ``dims`` (``None``: full)."""
+    view = encoder if dims is None else TruncatedEncoder(encoder, dims)
+    return {task: evaluate_task(view, task, data) for task, data in eval_data.items()}
+
+
+def demo_config_for(config: DemoConfig, training: Training, full_dim: int) -> DemoConfig:
+    """The demo's fine-tuning settings with the training's tower, format and loss sizes.
+
+    Format and sizes are set only where they differ from the demo's, so the label and
+    same-tower cells run on any ``DemoConfig``.
+    """
+    overrides: dict[str, Any] = {"same_tower": training.same_tower}
+    if training.text_format != DEFAULT_TEXT_FORMAT:
+        overrides["text_format"] = training.text_format
+    if training.dims != (None,):
+        overrides["mrl_dims"] = tuple(full_dim if d is None else d for d in training.dims)
+    return dataclasses.replace(config, **overrides)
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Everything shared by the runs of one ablation: the demo, its data, the evaluation sets."""
+
+    demo: DemoRun
+    passages: dict[str, Passage]  # by id, for relabelling
+    heldout: HeldoutRetrieval
+    eval_data: dict[str, dict[str, Any]]
+    eval_texts: set[str]
+    full_dim: int
+
+
+def run_training(training: Training, seed: int, folder: Path, context: Context) -> dict[str, Any]:
+    """Relabel, fine-tune and evaluate one (training, seed) in ``folder``; cached there."""
+    cached = folder / RESULT
+    if cached.exists():
+        return json.loads(cached.read_text())
+    demo = context.demo
+    folder.mkdir(parents=True, exist_ok=True)
+    train_file = folder / "fret_train.jsonl"
+    write_jsonl(train_file, relabel(demo.train_records, context.passages, training.labels, seed))
+    started = time.perf_counter()
+    tuned = fine_tune(
+        train_file,
+        context.heldout,
+        demo.base_model,
+        folder / "train",
+        seed,
+        demo_config_for(demo.config, training, context.full_dim),
+        context.eval_texts,
+    )
+    trained = time.perf_counter()
+    encoder = Encoder.from_pretrained(tuned.model_dir)
+    evals = {dim_key(d): evaluate(encoder, context.eval_data, d) for d in training.dims}
+    result = {
+        "training": dataclasses.asdict(training),
+        "seed": seed,
+        "model_dir": str(tuned.model_dir),
+        "best_step": tuned.best_step,
+        "best_heldout_mrr@10": tuned.best_heldout,
+        "train_seconds": trained - started,
+        "eval_seconds": time.perf_counter() - trained,
+        "evals": evals,
+    }
+    cached.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def label_changes(plan: AblationPlan, context: Context) -> dict[str, float]:
+    """Per compared cell, the share of training examples labelled unlike its reference's
+    (mean over seeds): near zero, the two cells train on nearly the same data."""
+    cells = {cell.name: cell for cell in plan.cells}
+
+    def labelled(cell_name: str, seed: int) -> list[dict[str, Any]]:
+        records = context.demo.train_records
+        return relabel(records, context.passages, cells[cell_name].labels, seed)
+
+    changes = {}
+    for cell in plan.cells:
+        if cell.reference != cell.name:
+            shares = [
+                changed_share(labelled(cell.name, seed), labelled(cell.reference, seed))
+                for seed in plan.seeds
+            ]
+            changes[cell.name] = float(np.mean(shares))
+    return changes
+
+
+def run_ablations(
+    plan: AblationPlan, demo_folder: str | Path, out: str | Path, say: Say = print
+) -> dict[str, Any]:
+    """Run (or resume) ``plan`` on the demo in ``demo_folder``; returns ``out/results.json``."""
+    out = Path(out)
+    started = time.perf_counter()
+    demo = load_demo(demo_folder)
+    eval_data = eval_sets(demo.config)
+    context = Context(
+        demo=demo,
+        passages={p.id: p for p in demo.passages},
+        heldout=HeldoutRetrieval(demo.heldout_records, demo.passages),
+        eval_data=eval_data,
+        eval_texts=eval_texts_of(eval_data),
+        full_dim=read_model_folder(demo.base_model)[0].output_dim,
+    )
+    trainings = list(dict.fromkeys(t for cell in plan.cells for t in cell.trainings()))
+    say(
+        f"{len(plan.cells)} cells -> {len(trainings)} distinct trainings x {len(plan.seeds)} "
+        f"seeds on {len(demo.train_records)} FRet examples from {demo_folder}"
+    )
+    runs: dict[tuple[Training, int], dict[str, Any]] = {}
+    for number, training in enumerate(trainings, start=1):
+        for seed in plan.seeds:
+            folder = out / "runs" / training.key / f"seed_{seed}"
+            say(f"[{number}/{len(trainings)}] {training.key} seed {seed}")
+            runs[training, seed] = result = run_training(training, seed, folder, context)
+            say(
+                f"      best held-out MRR@10 {result['best_heldout_mrr@10']:.4f} at step "
+                f"{result['best_step']}; {result['train_seconds']:.0f} s training, "
+                f"{result['eval_seconds']:.0f} s evaluating"
+            )
+    cell_runs = {
+        cell.name: [runs[t, seed] for t in cell.trainings() for seed in plan.seeds]
+        for cell in plan.cells
+    }
+    rows = summarize(plan, cell_runs)
+    changes = label_changes(plan, context)
+    table = format_table(rows, plan, cell_runs, changes)
+    summary = {
+        "plan": dataclasses.asdict(plan),
+        "demo": str(demo_folder),
+        "demo_config": dataclasses.asdict(demo.config),
+        "environment": environment(),
+        "rows": rows,
+        "label_changes": changes,
+        "runs": {f"{t.key}/seed_{s}": r for (t, s), r in runs.items()},
+        "total_seconds": time.perf_counter() - started,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "table.md").write_text(table + "\n")
+    say("")
+    say(table)
+    say(f"\nresults: {out / 'results.json'}   table: {out / 'table.md'}")
+    return summary

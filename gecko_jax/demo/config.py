@@ -1,0 +1,55 @@
+"""Every demo setting in one plain dataclass; the CLI fills it from flags and gin."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """Defaults sized for two CPU cores; the README reports what they measured."""
+
+    # Seed passages: a JSONL file of {id, title, text}, or this many Wikipedia extracts that
+    # are in none of the evaluation sets.
+    passages_file: str | None = None
+    num_passages: int = 120
+    # Share of the seed passages whose FRet examples are held out for early stopping.
+    heldout_fraction: float = 0.2
+    corpus_seed: int = 0
+    # FRet: the LLM (a load_llm spec; None: the offline SmolLM2) and its settings.
+    llm: str | None = None
+    max_tokens: int = 64
+    temperature: float = 0.0
+    max_overlap: float | None = None
+    num_candidates: int = 4
+    negative: str = "nth"
+    # Student and initial retriever (None: the offline all-MiniLM-L6-v2), the text format it
+    # is trained and evaluated with, and its Matryoshka dims (None: the base model's).
+    base_model: str | None = None
+    text_format: str = "gecko"
+    mrl_dims: tuple[int, ...] | None = None
+    # Fine-tuning, once per seed.
+    seeds: tuple[int, ...] = (0, 1, 2)
+    steps: int = 40
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    warmup_steps: int = 5
+    same_tower: bool = True
+    use_hard_negatives: bool = True
+    query_length: int = 32
+    passage_length: int = 128
+    eval_every: int = 5
+    patience: int = 3
+    # Evaluation: tasks of gecko_jax.evaluation.suite, at most eval_limit examples each.
+    eval_tasks: tuple[str, ...] = ("stsb", "banking77", "wiki_retrieval", "wiki_clustering")
+    eval_limit: int | None = 300
+    eval_seed: int = 0
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heldout_fraction < 1:
+            raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one fine-tuning seed")
+        if self.num_passages < 2:
+            raise ValueError(f"num_passages must be >= 2, got {self.num_passages}")

@@ -1,0 +1,212 @@
+"""``run_demo``: seed passages -> FRet -> fine-tune per seed -> before/after table and plots.
+
+Every stage writes its output under ``out`` and is skipped when that output exists, so a rerun
+of a killed demo resumes: FRet through its stage outputs and LLM cache, training through the
+trainer's checkpoints and early-stopping record, evaluation through one JSON per model.
+
+    out/passages.jsonl      the seed passages          out/fret/           FRet stages + manifest
+    out/splits.json         training / held-out ids    out/train/seed_K/   trainer workdir, best
+    out/eval/NAME.json      suite results per model    out/model/          the best seed's export
+    out/results.json        everything, with timings   out/plots/*.png     the three plots
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gecko_jax.demo import plots
+from gecko_jax.demo.config import DemoConfig
+from gecko_jax.demo.corpus import file_seed_passages, split_heldout, wiki_seed_passages
+from gecko_jax.demo.finetune import HeldoutRetrieval, fine_tune
+from gecko_jax.demo.report import format_summary, summarize
+from gecko_jax.encoder import Encoder
+from gecko_jax.evaluation.suite import evaluate_task, load_task
+from gecko_jax.fret.generate import GenerateConfig
+from gecko_jax.fret.mine import MineConfig
+from gecko_jax.fret.passages import Passage
+from gecko_jax.fret.pipeline import FRET, read_jsonl, run_fret, write_jsonl
+
+logger = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+def eval_sets(config: DemoConfig) -> dict[str, dict[str, Any]]:
+    """Each evaluation task's data (or the reason it is skipped), loaded once."""
+    return {
+        name: load_task(name, config.data_dir, config.eval_limit, config.eval_seed)
+        for name in config.eval_tasks
+    }
+
+
+def eval_texts_of(eval_data: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """Every text an evaluation reads, for excluding seeds and decontaminating training."""
+    texts: set[str] = set()
+    for data in eval_data.values():
+        texts.update(data.get("queries", {}).values())
+        texts.update(text for _, text in data.get("corpus", {}).values())
+        texts.update(data.get("texts", ()))
+        texts.update(text for pair in data.get("pairs", ()) for text in pair)
+        texts.update(data.get("test_texts", ()))
+    return texts
+
+
+def _seed_passages(config: DemoConfig, out: Path, exclude: set[str], say: Say) -> list[Passage]:
+    path = out / "passages.jsonl"
+    if path.exists():
+        return [Passage(**row) for row in read_jsonl(path)]
+    if config.passages_file:
+        passages, counts = file_seed_passages(config.passages_file, config.num_passages)
+        say(f"      {config.passages_file}: {counts}")
+    else:
+        passages = wiki_seed_passages(config.num_passages, exclude, config.corpus_seed)
+    write_jsonl(path, [p.to_json() for p in passages])
+    return passages
+
+
+def evaluate_model(
+    name: str, model: Path, eval_data: Mapping[str, Mapping[str, Any]], out: Path, say: Say
+) -> dict[str, Any]:
+    """Suite results for one model, cached as ``out/eval/NAME.json``."""
+    path = out / "eval" / f"{name}.json"
+    if path.exists():
+        return json.loads(path.read_text())["results"]
+    started = time.perf_counter()
+    encoder = Encoder.from_pretrained(model)
+    results = {task: evaluate_task(encoder, task, data) for task, data in eval_data.items()}
+    seconds = time.perf_counter() - started
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"model": str(model), "seconds": seconds, "results": results}))
+    say(f"      {name}: evaluated in {seconds:.0f} s")
+    return results
+
+
+def run_demo(config: DemoConfig, out: str | Path, say: Say = print) -> dict[str, Any]:
+    """Run (or resume) the demo into ``out``; returns what ``results.json`` holds."""
+    from gecko_jax.assets import minilm_path, smollm2_gguf_path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    base_model = Path(config.base_model) if config.base_model else minilm_path()
+    llm = config.llm or f"jax:{smollm2_gguf_path()}"
+
+    say("[1/5] evaluation sets and seed passages")
+    eval_data = eval_sets(config)
+    eval_texts = eval_texts_of(eval_data)
+    passages = _seed_passages(config, out, eval_texts, say)
+    train_ids, heldout_ids = split_heldout(passages, config.heldout_fraction, config.corpus_seed)
+    (out / "splits.json").write_text(json.dumps({"train": train_ids, "heldout": heldout_ids}))
+    say(f"      {len(passages)} seed passages ({len(heldout_ids)} held out for early stopping)")
+    timings["setup"] = time.perf_counter() - started
+
+    say(f"[2/5] FRet: queries, top-{config.num_candidates} candidates, LLM reranking ({llm})")
+    stage = time.perf_counter()
+    manifest = run_fret(
+        [p.to_json() for p in passages],
+        out / "fret",
+        llm,
+        encoder=base_model,
+        max_chars=max(len(p.text) for p in passages),
+        generate_config=GenerateConfig(
+            max_tokens=config.max_tokens,
+            temperature=config.temperature,
+            max_overlap=config.max_overlap,
+            seed=config.corpus_seed,
+        ),
+        mine_config=MineConfig(
+            num_candidates=min(config.num_candidates, len(passages)),
+            negative=config.negative,
+            k_th=min(config.num_candidates, len(passages)),
+            seed=config.corpus_seed,
+        ),
+    )
+    records = read_jsonl(out / "fret" / FRET)
+    heldout_set = set(heldout_ids)
+    train_file = out / "fret" / "fret_train.jsonl"
+    write_jsonl(train_file, [r for r in records if r["seed_id"] not in heldout_set])
+    heldout = HeldoutRetrieval([r for r in records if r["seed_id"] in heldout_set], passages)
+    generated, mined = manifest.get("generate", {}), manifest.get("mine", {})
+    say(
+        f"      {len(records)} FRet examples; mean query-passage word overlap "
+        f"{generated.get('mean_word_overlap') or 0:.2f}, verbatim copies "
+        f"{generated.get('verbatim_copy')}; positive differs from the seed for "
+        f"{mined.get('positive_not_seed', 0):.1%}"
+    )
+    timings["fret"] = time.perf_counter() - stage
+
+    say(f"[3/5] fine-tuning {base_model.name} on FRet, seeds {list(config.seeds)}")
+    stage = time.perf_counter()
+    tuned = {}
+    for seed in config.seeds:
+        result = fine_tune(
+            train_file,
+            heldout,
+            base_model,
+            out / "train" / f"seed_{seed}",
+            seed,
+            config,
+            eval_texts,
+        )
+        tuned[seed] = result
+        say(
+            f"      seed {seed}: best held-out MRR@10 {result.best_heldout:.4f} at step "
+            f"{result.best_step} (step 0 = the base model)"
+        )
+    best_seed = max(tuned, key=lambda s: tuned[s].best_heldout)
+    export = out / "model"
+    if not export.exists():
+        shutil.copytree(tuned[best_seed].model_dir, export)
+    timings["fine_tune"] = time.perf_counter() - stage
+
+    say(f"[4/5] evaluating the base model and {len(tuned)} fine-tuned models")
+    stage = time.perf_counter()
+    base_results = evaluate_model("base", base_model, eval_data, out, say)
+    seed_results = [
+        evaluate_model(f"seed_{seed}", result.model_dir, eval_data, out, say)
+        for seed, result in tuned.items()
+    ]
+    rows = summarize(base_results, seed_results)
+    table = format_summary(rows, len(seed_results))
+    timings["evaluate"] = time.perf_counter() - stage
+
+    say("[5/5] plots")
+    titles = {p.id: p.title for p in passages}
+    workdirs = {seed: out / "train" / f"seed_{seed}" for seed in tuned}
+    plot_files = [
+        plots.plot_training(workdirs, out / "plots" / "training.png"),
+        plots.plot_rank_changes(records, out / "plots" / "rank_changes.png"),
+        plots.plot_changed_examples(records, titles, out / "plots" / "positive_changed.png"),
+    ]
+    timings["total"] = time.perf_counter() - started
+    summary = {
+        "config": dataclasses.asdict(config),
+        "base_model": str(base_model),
+        "llm": manifest.get("llm"),
+        "fret": {"examples": len(records), "generate": generated, "mine": mined},
+        "fine_tune": {
+            str(s): {"best_step": r.best_step, "best_heldout_mrr@10": r.best_heldout}
+            for s, r in tuned.items()
+        },
+        "exported_seed": best_seed,
+        "base": base_results,
+        "fine_tuned": {str(s): r for s, r in zip(tuned, seed_results, strict=True)},
+        "table": rows,
+        "plots": [str(p) for p in plot_files],
+        "timings_s": timings,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "table.txt").write_text(table + "\n")
+    say("")
+    say(table)
+    say(f"\nmodel: {export} (Encoder.from_pretrained)   plots: {out / 'plots'}")
+    say(f"results: {out / 'results.json'}   total {timings['total']:.0f} s")
+    return summary

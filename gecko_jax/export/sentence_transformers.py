@@ -1,0 +1,194 @@
+"""A trained BERT-family ``Encoder`` as a sentence-transformers folder.
+
+sentence-transformers users then load it with ``SentenceTransformer(path)``, no JAX needed. The
+folder uses the classic layout (module paths ``sentence_transformers.models.*``), which older
+releases read too; tests load it with sentence-transformers 6.2:
+
+- ``config.json`` + ``model.safetensors``: a Hugging Face ``BertModel``, its tensors computed by
+  inverting our own import (``params_to_hf``), so loading the folder back gives the same params;
+- ``tokenizer.json`` (copied) + ``tokenizer_config.json``;
+- ``modules.json``: Transformer -> Pooling -> Dense (only with a projection) -> Normalize;
+- ``sentence_bert_config.json``: ``max_seq_length`` = the encoder's ``max_length``, and no
+  BERT pooler (unused by the embedding, dropped by our import);
+- ``1_Pooling/config.json``: mean (or CLS) pooling over all tokens, prompt tokens included as
+  in paper Eq. 1;
+- ``2_Dense/``: the projection, bias-free with identity activation;
+- ``config_sentence_transformers.json``: cosine similarity and the prompts below.
+
+Prompts are fixed prefixes in the model's text format (``config.text_format``; the Gecko
+format below), so they express the query format exactly:
+``model.encode(x, prompt_name=task)`` for each Table-9 task string in ``TASK_STRINGS`` equals
+``Encoder.encode_queries(x, task=task)``. ``"query"`` and ``"document"`` (used by
+``encode_query`` / ``encode_document``) equal ``encode_queries(x)`` and ``encode_documents(x)``
+without titles. mteb task-type keys (``"STS"``, ``"Retrieval-query"``, ...) let mteb's
+sentence-transformers wrapper apply the same instructions as ``MtebEncoder``; mteb warns about
+the other keys and ignores them. No default prompt is set, so plain ``encode`` equals
+``Encoder.encode``.
+
+A prefix cannot express:
+
+- a document's title, which sits inside the document format. Write
+  ``format_document(text, title, config.text_format)`` yourself and encode it with no prompt.
+  mteb's wrapper puts ``title + " " + text`` after the untitled document prefix instead;
+- Matryoshka re-normalisation. ``SentenceTransformer(path, truncate_dim=d)`` truncates without
+  re-normalising; cosine scores are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jax
+import numpy as np
+import tokenizers
+from safetensors.numpy import save_file
+
+from gecko_jax.evaluation.instructions import BY_TASK_TYPE, TASK_STRINGS
+from gecko_jax.formats import (
+    DEFAULT_QUERY_TASK,
+    DEFAULT_TEXT_FORMAT,
+    format_document,
+    format_query,
+)
+from gecko_jax.models.bert import bert_config_to_hf, bert_params_from_hf
+from gecko_jax.models.weights import params_to_hf
+from gecko_jax.tokenizers import HFTokenizer
+
+if TYPE_CHECKING:
+    from gecko_jax.encoder import Encoder
+
+_MODULES = "sentence_transformers.models."
+
+
+def export_sentence_transformers(encoder: Encoder, out_dir: str | Path) -> Path:
+    """Write ``encoder`` to ``out_dir`` as a sentence-transformers folder; returns the folder."""
+    config = encoder.config
+    if config.encoder.architecture != "bert":
+        raise ValueError(
+            f"the sentence-transformers export supports BERT-family backbones only, not "
+            f"{config.encoder.architecture!r}; use encoder.save_pretrained(out_dir) "
+            "(gecko-export --format gecko), the safetensors + JSON folder that "
+            "Encoder.from_pretrained reads"
+        )
+    if not isinstance(encoder.tokenizer, HFTokenizer) or encoder.tokenizer_file is None:
+        raise ValueError("the sentence-transformers export needs a tokenizer.json tokenizer")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    params = jax.device_get(encoder.params)
+
+    _write_json(out / "config.json", bert_config_to_hf(config.encoder))
+    backbone = params_to_hf(bert_params_from_hf, config.encoder, params["backbone"])
+    save_file(backbone, str(out / "model.safetensors"), metadata={"format": "pt"})
+    shutil.copyfile(encoder.tokenizer_file, out / "tokenizer.json")
+    _write_json(out / "tokenizer_config.json", _tokenizer_config(encoder))
+    # Our import drops BERT's pooler (the embedding never uses it), so none is written and the
+    # model is built without one, rather than with a freshly initialised one.
+    _write_json(
+        out / "sentence_bert_config.json",
+        {"max_seq_length": config.max_length, "model_args": {"add_pooling_layer": False}},
+    )
+
+    modules = [("Transformer", ""), ("Pooling", "1_Pooling")]
+    _write_json(
+        out / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": config.encoder.hidden_size,
+            "pooling_mode_cls_token": config.pooling == "cls",
+            "pooling_mode_mean_tokens": config.pooling == "mean",
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "include_prompt": True,
+        },
+    )
+    if config.projection_dim:
+        kernel = params["projection"]["kernel"]
+        dense = out / f"{len(modules)}_Dense"
+        _write_json(
+            dense / "config.json",
+            {
+                "in_features": int(kernel.shape[0]),
+                "out_features": int(kernel.shape[1]),
+                "bias": False,
+                "activation_function": "torch.nn.modules.linear.Identity",
+            },
+        )
+        save_file(
+            {"linear.weight": np.ascontiguousarray(kernel.T, np.float32)},
+            str(dense / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        modules.append(("Dense", dense.name))
+    modules.append(("Normalize", f"{len(modules)}_Normalize"))
+    _write_json(
+        out / "modules.json",
+        [
+            {"idx": i, "name": str(i), "path": path, "type": _MODULES + kind}
+            for i, (kind, path) in enumerate(modules)
+        ],
+    )
+    _write_json(
+        out / "config_sentence_transformers.json",
+        {
+            "prompts": sentence_transformers_prompts(config.text_format),
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+        },
+    )
+    return out
+
+
+def sentence_transformers_prompts(text_format: str = DEFAULT_TEXT_FORMAT) -> dict[str, str]:
+    """Prompt name -> prefix in a model's text format (see the module docstring)."""
+
+    def query(task: str) -> str:
+        return _prefix(lambda text: format_query(text, task, text_format))
+
+    document = _prefix(lambda text: format_document(text, None, text_format))
+    prompts = {"query": query(DEFAULT_QUERY_TASK), "document": document}
+    prompts.update({task: query(task) for task in TASK_STRINGS})
+    for task_type, (task, symmetric) in BY_TASK_TYPE.items():
+        if symmetric:
+            prompts[task_type] = query(task)
+        else:
+            prompts[f"{task_type}-query"] = query(task)
+            prompts[f"{task_type}-document"] = document
+    return prompts
+
+
+def _prefix(render: Callable[[str], str]) -> str:
+    """What ``render`` puts before its text: an error if the text does not come last."""
+    prefix = render("")
+    if render("x") != prefix + "x":
+        raise ValueError(f"{render('{text}')!r} does not end with the text: not a prefix")
+    return prefix
+
+
+def _tokenizer_config(encoder: Encoder) -> dict[str, Any]:
+    """``PreTrainedTokenizerFast`` runs ``tokenizer.json`` as it is, normaliser included.
+
+    ``BertTokenizerFast`` would rebuild the normaliser from its own ``do_lower_case`` default
+    and lowercase a cased model.
+    """
+    tokenizer = encoder.tokenizer
+    vocab = tokenizers.Tokenizer.from_file(str(encoder.tokenizer_file))
+    config: dict[str, Any] = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": encoder.config.max_length,
+        "pad_token": vocab.id_to_token(tokenizer.pad_id),
+    }
+    if tokenizer.unk_id is not None:
+        config["unk_token"] = vocab.id_to_token(tokenizer.unk_id)
+    if len(tokenizer.special_prefix) == 1:
+        config["cls_token"] = vocab.id_to_token(tokenizer.special_prefix[0])
+    if len(tokenizer.special_suffix) == 1:
+        config["sep_token"] = vocab.id_to_token(tokenizer.special_suffix[0])
+    return config
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,270 @@
+"""FRet on Beam, step 2: embed, retrieve from a sharded corpus, score with the LLM, label.
+
+Retrieval splits the corpus embeddings into shards (passage index modulo the shard count). Each
+shard builds its own :class:`~gecko_jax.retrieval.VectorIndex` and answers every query; the
+per-query merge of the shards' top-N is the global top-N (exact when the shards are exact), and
+the seed passage is put in as ``top_n_with_seed`` does. Scoring and labelling call the same
+per-item functions as ``mine`` (:func:`~gecko_jax.fret.mine.score_request`,
+:func:`~gecko_jax.fret.mine.label_query`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+import numpy as np
+
+from gecko_jax.fret.beam_handlers import EncoderHandler, LLMScoreHandler
+from gecko_jax.fret.beam_stages import counter
+from gecko_jax.fret.mine import HISTOGRAM_BINS, SCORERS, MineConfig, label_query, score_request
+from gecko_jax.fret.passages import Passage
+from gecko_jax.retrieval import IndexConfig, VectorIndex
+from gecko_jax.retrieval.candidates import insert_seed, merge_top_k
+
+# Queries searched per call within a shard: bounds memory however many queries there are.
+QUERY_CHUNK = 4096
+
+
+def _inference(element: tuple[Any, Any]) -> tuple[Any, Any]:
+    key, result = element
+    return key, result.inference
+
+
+class _SearchShard(beam.DoFn):
+    """Every query's top-N within one shard, by that shard's own index, plus the shard's stats."""
+
+    def __init__(self, config: MineConfig):
+        self.config = config
+
+    def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[Any]:
+        shard, grouped = element
+        corpus = sorted(grouped["corpus"], key=itemgetter(0))
+        if not corpus:
+            return
+        ids = np.array([i for i, _ in corpus], np.int64)
+        index = VectorIndex.build(
+            np.stack([e for _, e in corpus]), IndexConfig(seed=self.config.seed)
+        )
+        n, recall = self.config.num_candidates, None
+        queries = iter(grouped["queries"])
+        while chunk := list(itertools.islice(queries, QUERY_CHUNK)):
+            embeddings = np.stack([e for _, e in chunk])
+            if recall is None:  # estimated on the first chunk
+                recall = index.recall_against_exact(
+                    embeddings, n, self.config.recall_sample, self.config.seed
+                )
+            found, scores = index.search(embeddings, n)
+            for (key, _), row, row_scores in zip(chunk, found, scores, strict=True):
+                yield key, (ids[row], row_scores)
+        stats = {"shard": shard, "size": index.size, "backend": index.backend, "recall": recall}
+        yield beam.pvalue.TaggedOutput("stats", stats)
+
+
+def _merge(element: tuple[int, Iterable[tuple[np.ndarray, np.ndarray]]], n: int) -> Any:
+    """The global top-N of one query (keyed by its seed passage's index), seed included."""
+    seed, parts = element
+    ids, _ = merge_top_k(parts, n)
+    return seed, insert_seed(ids[None], np.array([seed]))[0]
+
+
+class ShardedRetrieval(beam.PTransform):
+    """``{"corpus", "queries"}`` embeddings keyed by passage index -> ``(seed, candidate ids)``.
+
+    Queries are keyed by their seed passage's index. Also returns each shard's stats.
+    """
+
+    def __init__(self, shards: int, config: MineConfig):
+        super().__init__()
+        if shards < 1:
+            raise ValueError(f"retrieval shards must be >= 1, got {shards}")
+        self.shards = shards
+        self.config = config
+
+    def expand(self, inputs: dict[str, beam.PCollection]) -> tuple[beam.PCollection, ...]:
+        shards = self.shards
+        searched = (
+            {
+                "corpus": inputs["corpus"] | "ToShard" >> beam.Map(lambda kv: (kv[0] % shards, kv)),
+                "queries": inputs["queries"]
+                | "ToEveryShard" >> beam.FlatMap(lambda kv: ((s, kv) for s in range(shards))),
+            }
+            | "ShardGroups" >> beam.CoGroupByKey()
+            | "Search" >> beam.ParDo(_SearchShard(self.config)).with_outputs("stats", main="hits")
+        )
+        candidates = (
+            searched.hits
+            | "PerQuery" >> beam.GroupByKey()
+            | "Merge" >> beam.Map(_merge, self.config.num_candidates)
+        )
+        return candidates, searched.stats
+
+
+class _Pair(NamedTuple):
+    seed: int
+    slot: int
+    query: str
+    passage: Passage
+
+
+def _explode(element: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[int, Any]]:
+    """``(candidate index, (seed, slot, query))`` for each candidate of one query."""
+    seed, grouped = element
+    (row,) = grouped["row"]
+    (candidates,) = grouped["candidates"]
+    for slot, index in enumerate(candidates):
+        yield int(index), (seed, slot, row["query"])
+
+
+def _fill(element: tuple[int, dict[str, list[Any]]]) -> Iterator[_Pair]:
+    """Each (query, candidate slot) that wants this passage, with the passage."""
+    _, grouped = element
+    (passage,) = grouped["passage"]
+    for seed, slot, query in grouped["pairs"]:
+        yield _Pair(seed, slot, query, passage)
+
+
+def _request(pair: _Pair, scorer: str) -> tuple[tuple[int, int], tuple[str, str]]:
+    return (pair.seed, pair.slot), score_request(scorer, pair.query, pair.passage.text)
+
+
+def _scored(element: tuple[tuple[int, int], Any]) -> tuple[int, tuple[int, float]]:
+    (seed, slot), result = element
+    return seed, (slot, result.inference)
+
+
+def _label(element: tuple[int, dict[str, list[Any]]], config: MineConfig) -> dict[str, Any]:
+    """``label_query`` on one query; the ``random`` negative draws from a per-query generator."""
+    seed, grouped = element
+    (row,) = grouped["row"]
+    candidates = [p for _, p in sorted(grouped["candidates"], key=itemgetter(0))]
+    scores = {
+        name: np.array([s for _, s in sorted(grouped[name], key=itemgetter(0))], np.float64)
+        for name in SCORERS
+    }
+    rng = np.random.default_rng([config.seed, seed])
+    record = label_query(row, candidates, scores, config, rng)
+    counter("mine", "rows").inc()
+    counter("mine", "positive_not_seed").inc(int(record["positive"]["id"] != record["seed_id"]))
+    counter("mine", "failed_scores").inc(int(sum(np.isnan(s).sum() for s in scores.values())))
+    return record
+
+
+class ScoreAndLabel(beam.PTransform):
+    """``{"rows", "candidates", "passages"}`` keyed by index -> FRet records (``mine``'s)."""
+
+    def __init__(self, llm: LLMScoreHandler, config: MineConfig):
+        super().__init__()
+        self.llm = llm
+        self.config = config
+
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        rows = inputs["rows"]
+        pairs = (
+            {"row": rows, "candidates": inputs["candidates"]}
+            | "JoinCandidates" >> beam.CoGroupByKey()
+            | "Explode" >> beam.FlatMap(_explode)
+        )
+        filled = (
+            {"pairs": pairs, "passage": inputs["passages"]}
+            | "JoinPassages" >> beam.CoGroupByKey()
+            | "Fill" >> beam.FlatMap(_fill)
+        )
+        scores = {
+            name: filled
+            | f"Request {name}" >> beam.Map(_request, name)
+            | f"Score {name}" >> self.llm.inference()
+            | f"Scored {name}" >> beam.Map(_scored)
+            for name in SCORERS
+        }
+        slots = filled | "Slots" >> beam.Map(lambda p: (p.seed, (p.slot, p.passage)))
+        return (
+            {"row": rows, "candidates": slots, **scores}
+            | "JoinScores" >> beam.CoGroupByKey()
+            | "Label" >> beam.Map(_label, self.config)
+        )
+
+
+def _finite(record: dict[str, Any]) -> dict[str, np.ndarray]:
+    values = {name: np.asarray(record["scores"][name], np.float64) for name in SCORERS}
+    return {name: v[np.isfinite(v)] for name, v in values.items()}
+
+
+def _range(values: dict[str, np.ndarray]) -> dict[str, tuple[float, float] | None]:
+    return {k: (float(v.min()), float(v.max())) if len(v) else None for k, v in values.items()}
+
+
+def _merge_ranges(ranges: Iterable[dict[str, Any]]) -> dict[str, tuple[float, float] | None]:
+    out: dict[str, tuple[float, float] | None] = dict.fromkeys(SCORERS)
+    for part in ranges:
+        for name, span in part.items():
+            if span is not None:
+                low, high = out[name] or span
+                out[name] = (min(low, span[0]), max(high, span[1]))
+    return out
+
+
+def _bin(values: dict[str, np.ndarray], ranges: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {
+        name: np.histogram(values[name], HISTOGRAM_BINS, range=span)[0]
+        for name, span in ranges.items()
+        if span is not None
+    }
+
+
+def _add(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for part in parts:
+        for name, counts in part.items():
+            out[name] = out[name] + counts if name in out else counts
+    return out
+
+
+def _histograms(counts: dict[str, np.ndarray], ranges: dict[str, Any]) -> dict[str, Any]:
+    """``mine``'s histograms: the same bins, since both span the finite scores' min to max."""
+    return {
+        name: None
+        if span is None
+        else {
+            "counts": counts[name].tolist(),
+            "edges": np.histogram_bin_edges(np.asarray(span), HISTOGRAM_BINS, span).tolist(),
+        }
+        for name, span in ranges.items()
+    }
+
+
+class ScoreHistograms(beam.PTransform):
+    """Records -> ``{scorer: {"counts", "edges"} or None}`` over all finite scores, in two passes
+    (range, then counts), so no worker holds every score."""
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        finite = records | "Finite" >> beam.Map(_finite)
+        ranges = beam.pvalue.AsSingleton(
+            finite | "Range" >> beam.Map(_range) | "Ranges" >> beam.CombineGlobally(_merge_ranges)
+        )
+        return (
+            finite
+            | "Bin" >> beam.Map(_bin, ranges)
+            | "Counts" >> beam.CombineGlobally(_add)
+            | "Histograms" >> beam.Map(_histograms, ranges)
+        )
+
+
+def embed(
+    passages: beam.PCollection,
+    rows: beam.PCollection,
+    documents: EncoderHandler,
+    queries: EncoderHandler,
+) -> dict[str, beam.PCollection]:
+    """Corpus and query embeddings keyed by passage index."""
+    return {
+        "corpus": passages
+        | "EmbedPassages" >> documents.inference()
+        | "PassageEmbeddings" >> beam.Map(_inference),
+        "queries": rows
+        | "EmbedQueries" >> queries.inference()
+        | "QueryEmbeddings" >> beam.Map(_inference),
+    }

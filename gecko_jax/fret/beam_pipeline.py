@@ -1,0 +1,313 @@
+"""``gecko-fret-beam``: the FRet stages of ``run_fret`` as an Apache Beam pipeline.
+
+The same passages, prompts, LLM calls, retrieval and labels as ``run_fret``, spread by the runner
+(``--runner``: DirectRunner by default; Dataflow, Flink or Spark through the standard pipeline
+options) over workers, with retrieval over corpus shards. Writes ``generated.jsonl`` and
+``fret.jsonl`` (``run_fret``'s rows and records, in no particular order) and ``manifest.json``.
+Unlike ``run_fret`` there is no LLM call cache: the runner retries failed bundles, and a failed
+run starts again from the passages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineResult, PipelineState
+
+from gecko_jax.fret.beam_handlers import EncoderHandler, LLMGenerateHandler, LLMScoreHandler
+from gecko_jax.fret.beam_mine import ScoreAndLabel, ScoreHistograms, ShardedRetrieval, embed
+from gecko_jax.fret.beam_stages import NAMESPACE, GenerateQueries, ReadPassages
+from gecko_jax.fret.fusion import NEGATIVE_CHOICES
+from gecko_jax.fret.generate import GenerateConfig, diagnostics
+from gecko_jax.fret.mine import MineConfig, mine_stats
+from gecko_jax.fret.pipeline import FRET, GENERATED, MANIFEST
+from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
+
+# The statistics that are not counts (means, histograms, shard stats); merged into the manifest.
+STATS = "_beam_stats.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamFretConfig:
+    """What to read, which models, the stage configs, and how to spread the work.
+
+    ``llm`` is a ``load_llm`` spec and ``encoder`` a model folder; both must be reachable from
+    every worker. ``share_models`` keeps one copy of each model per worker machine rather than
+    per SDK process (``share_model_across_processes``): use it on GPU and TPU workers.
+    """
+
+    passages: str
+    out_dir: str
+    llm: str
+    encoder: str
+    llm_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    max_passages: int | None = None
+    max_chars: int = 2000
+    generate: GenerateConfig = dataclasses.field(default_factory=GenerateConfig)
+    mine: MineConfig = dataclasses.field(default_factory=MineConfig)
+    retrieval_shards: int = 4
+    share_models: bool = False
+    encoder_batch_size: int = 256
+    output_shards: int = 1
+
+
+def _json(row: Mapping[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False)
+
+
+def _write(pcoll: beam.PCollection, out_dir: str, name: str, shards: int) -> None:
+    """``name`` itself with one shard, else ``stem-SSSSS-of-NNNNN.suffix``."""
+    stem, _, suffix = name.rpartition(".")
+    _ = pcoll | f"Write {name}" >> beam.io.WriteToText(
+        FileSystems.join(out_dir, stem),
+        file_name_suffix="." + suffix,
+        num_shards=shards,
+        shard_name_template="" if shards == 1 else None,
+    )
+
+
+def _stat(name: str) -> beam.Map:
+    return beam.Map(lambda value: (name, value))
+
+
+def build(pipeline: beam.Pipeline, config: BeamFretConfig) -> None:
+    """Add the FRet stages and their outputs to ``pipeline``."""
+    llm = (config.llm, config.llm_kwargs)
+    generator = LLMGenerateHandler(*llm, config.generate.batch_size, config.share_models)
+    scorer = LLMScoreHandler(*llm, config.mine.score_batch_size, config.share_models)
+    queries, documents = (
+        EncoderHandler(config.encoder, role, config.encoder_batch_size, config.share_models)
+        for role in ("query", "document")
+    )
+
+    passages = pipeline | "Passages" >> ReadPassages(
+        config.passages, config.max_passages, config.max_chars
+    )
+    rows, overlaps, identities = passages | "Generate" >> GenerateQueries(
+        generator, config.generate
+    )
+    candidates, shard_stats = embed(
+        passages, rows, documents, queries
+    ) | "Retrieve" >> ShardedRetrieval(config.retrieval_shards, config.mine)
+    records = {
+        "rows": rows,
+        "candidates": candidates,
+        "passages": passages,
+    } | "ScoreAndLabel" >> ScoreAndLabel(scorer, config.mine)
+
+    _write(
+        rows | "Rows" >> beam.Values() | "RowJson" >> beam.Map(_json),
+        config.out_dir,
+        GENERATED,
+        config.output_shards,
+    )
+    _write(records | "RecordJson" >> beam.Map(_json), config.out_dir, FRET, config.output_shards)
+    stats = (
+        overlaps
+        | "MeanOverlap" >> beam.combiners.Mean.Globally()
+        | "Overlap" >> _stat("mean_word_overlap"),
+        identities | "Models" >> beam.combiners.ToList() | "Llm" >> _stat("llm"),
+        shard_stats | "AllShards" >> beam.combiners.ToList() | "Shards" >> _stat("shards"),
+        records | "ScoreHistograms" >> ScoreHistograms() | "Histograms" >> _stat("histograms"),
+    )
+    _write(
+        stats
+        | "Stats" >> beam.Flatten()
+        | "StatsDict" >> beam.combiners.ToDict()
+        | "StatsJson" >> beam.Map(json.dumps),
+        config.out_dir,
+        STATS,
+        1,
+    )
+
+
+def _counters(result: PipelineResult) -> dict[str, int]:
+    """Counter totals by name (committed where the runner has them, else attempted)."""
+    totals: dict[str, int] = defaultdict(int)
+    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] += value
+    return totals
+
+
+def _section(counts: Mapping[str, int], stage: str) -> dict[str, int]:
+    prefix = stage + "/"
+    return {k.removeprefix(prefix): v for k, v in counts.items() if k.startswith(prefix)}
+
+
+def _mine_section(
+    config: BeamFretConfig, counts: Mapping[str, int], stats: dict[str, Any], kept: int
+) -> dict[str, Any]:
+    """``mine_stats`` from the counters; the index stats are each shard's, the recall their mean."""
+    mine = _section(counts, "mine")
+    shards = sorted(stats.get("shards", []), key=itemgetter("shard"))
+    if not mine.get("rows"):
+        return {"rows": 0, "shards": shards}
+    recalls = [s["recall"] for s in shards if s["recall"] is not None]
+    return {
+        **mine_stats(
+            rows=mine["rows"],
+            num_candidates=min(config.mine.num_candidates, kept),
+            index_backend="+".join(sorted({s["backend"] for s in shards})),
+            recall_vs_exact=sum(recalls) / len(recalls) if recalls else None,
+            positive_not_seed=mine.get("positive_not_seed", 0),
+            failed_scores=mine.get("failed_scores", 0),
+            histograms=stats["histograms"],
+        ),
+        "shards": shards,
+    }
+
+
+def manifest(
+    config: BeamFretConfig, counts: Mapping[str, int], stats: dict[str, Any], runner: str
+) -> dict[str, Any]:
+    """``run_fret``'s manifest sections, from the counters and the pipeline's statistics."""
+    passages = _section(counts, "passages")
+    generate = _section(counts, "generate")
+    task_types = {
+        k.removeprefix("task_type/"): v for k, v in generate.items() if k.startswith("task_type/")
+    }
+    kept = passages.get("kept", 0)
+    overlap = stats.get("mean_word_overlap")
+    identities = [json.loads(i) for i in sorted(stats.get("llm", []))]
+    return {
+        "passages_file": config.passages,
+        "llm": identities[0] if len(identities) == 1 else identities,
+        "prompt_version": PROMPT_VERSION,
+        "prompt_hashes": prompt_hashes(),
+        "passages": {
+            **{
+                k: passages.get(k, 0)
+                for k in ("input", "empty", "truncated", "kept", "malformed_lines")
+            },
+            "max_chars": config.max_chars,
+        },
+        "generate": {
+            "config": dataclasses.asdict(config.generate),
+            **diagnostics(
+                kept,
+                generate.get("rows", 0),
+                generate,
+                None if overlap is None or math.isnan(overlap) else overlap,
+                task_types,
+            ),
+        },
+        "mine": {
+            "config": dataclasses.asdict(config.mine),
+            **_mine_section(config, counts, stats, kept),
+        },
+        "beam": {
+            "runner": runner,
+            "llm_spec": config.llm,
+            "encoder": config.encoder,
+            "retrieval_shards": config.retrieval_shards,
+            "share_models": config.share_models,
+            "output_shards": config.output_shards,
+        },
+    }
+
+
+def _read_stats(out_dir: str) -> dict[str, Any]:
+    path = FileSystems.join(out_dir, STATS)
+    with FileSystems.open(path) as handle:
+        stats = json.loads(handle.read())
+    FileSystems.delete([path])
+    return stats
+
+
+def run(config: BeamFretConfig, pipeline_args: Sequence[str] | None = None) -> dict[str, Any]:
+    """Build and run the pipeline, wait for it, and write and return the manifest."""
+    options = PipelineOptions(list(pipeline_args or []))
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    start = time.perf_counter()
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, config)
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if state != PipelineState.DONE:
+        raise RuntimeError(f"the FRet pipeline ended in state {state}")
+    out = manifest(config, _counters(result), _read_stats(config.out_dir), runner)
+    out["timings_s"] = {"pipeline": time.perf_counter() - start}
+    with FileSystems.create(FileSystems.join(config.out_dir, MANIFEST)) as handle:
+        handle.write((json.dumps(out, indent=2) + "\n").encode("utf-8"))
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gecko-fret-beam",
+        description="Build a FRet data set with Apache Beam. Options not listed here go to Beam "
+        "(--runner: DirectRunner by default; DataflowRunner, FlinkRunner, SparkRunner, ...).",
+    )
+    parser.add_argument("--passages", required=True, help="JSONL of {id, title, text}")
+    parser.add_argument("--out", required=True, help="output folder (or gs://..., s3://...)")
+    parser.add_argument("--llm", help="LLM spec (default: jax:<SmolLM2 GGUF>)")
+    parser.add_argument(
+        "--llm-kwargs",
+        type=json.loads,
+        default={},
+        help="JSON keyword arguments for the LLM backend, e.g. '{\"max_context\": 1024}'",
+    )
+    parser.add_argument("--encoder", help="encoder folder (default: MiniLM)")
+    parser.add_argument("--max-passages", type=int)
+    parser.add_argument("--max-chars", type=int, default=BeamFretConfig.max_chars)
+    parser.add_argument("--num-candidates", type=int, default=MineConfig.num_candidates)
+    parser.add_argument("--max-tokens", type=int, default=GenerateConfig.max_tokens)
+    parser.add_argument("--temperature", type=float, default=GenerateConfig.temperature)
+    parser.add_argument("--max-overlap", type=float)
+    parser.add_argument("--negative", choices=NEGATIVE_CHOICES, default=MineConfig.negative)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--retrieval-shards", type=int, default=BeamFretConfig.retrieval_shards)
+    parser.add_argument("--output-shards", type=int, default=BeamFretConfig.output_shards)
+    parser.add_argument(
+        "--share-models",
+        action="store_true",
+        help="one copy of each model per worker machine, not per SDK process (GPU/TPU workers)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, pipeline_args = _parser().parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from gecko_jax.assets import minilm_path, smollm2_gguf_path
+
+    config = BeamFretConfig(
+        passages=args.passages,
+        out_dir=args.out,
+        llm=args.llm or "jax:" + str(smollm2_gguf_path()),
+        encoder=args.encoder or str(minilm_path()),
+        llm_kwargs=args.llm_kwargs,
+        max_passages=args.max_passages,
+        max_chars=args.max_chars,
+        generate=GenerateConfig(
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+            max_overlap=args.max_overlap,
+        ),
+        mine=MineConfig(num_candidates=args.num_candidates, negative=args.negative, seed=args.seed),
+        retrieval_shards=args.retrieval_shards,
+        share_models=args.share_models,
+        output_shards=args.output_shards,
+    )
+    out = run(config, pipeline_args)
+    print(json.dumps({k: out.get(k) for k in ("passages", "generate", "mine")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

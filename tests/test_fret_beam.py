@@ -1,0 +1,239 @@
+"""FRet on Beam (DirectRunner) against ``run_fret`` on the same passages: same rows and records.
+
+Two setups. The real SmolLM2 (JAX, greedy) and MiniLM on four Wikipedia extracts with two
+retrieval shards, each model loaded once for all its steps. And a local OpenAI-compatible server
+whose greedy answers are all malformed, so every query goes through the retry, run with the
+``gecko-fret-beam`` CLI over three shards and the models shared across processes (called through
+Beam's proxy). Plus: duplicate ids fail before any model loads; the shard merge is exact search.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gecko_jax.assets import smollm2_gguf_path
+from gecko_jax.data.wiki_extracts import load_wiki_extracts
+from gecko_jax.evaluation.retrieval import exact_top_k
+from gecko_jax.fret import beam_handlers
+from gecko_jax.fret.beam_handlers import LLMGenerateHandler
+from gecko_jax.fret.beam_pipeline import BeamFretConfig, main, run
+from gecko_jax.fret.generate import GenerateConfig
+from gecko_jax.fret.mine import MineConfig
+from gecko_jax.fret.pipeline import FRET, GENERATED, run_fret
+from gecko_jax.fret.prompts import TASK_TYPES
+from gecko_jax.retrieval.candidates import merge_top_k
+
+SPEC = "jax:" + str(smollm2_gguf_path())
+LLM_KWARGS = {"max_context": 1024, "batch_size": 8, "length_bucket": 128}
+MAX_CHARS, MAX_TOKENS = 300, 64
+
+
+def write_passages(path: Path, articles, extra_lines: tuple[str, ...] = ()) -> Path:
+    lines = [json.dumps({"id": a.id, "title": a.title, "text": a.text}) for a in articles]
+    path.write_text("\n".join([*lines, *extra_lines]) + "\n")
+    return path
+
+
+def count_loads(patch: pytest.MonkeyPatch) -> list[str]:
+    """The handler classes whose model loads from now on, one entry per load."""
+    loads: list[str] = []
+    for handler in (beam_handlers._LLMHandler, beam_handlers.EncoderHandler):
+
+        def counted(self, load=handler._load):
+            loads.append(type(self).__name__)
+            return load(self)
+
+        patch.setattr(handler, "_load", counted)
+    return loads
+
+
+def read_records(path: Path) -> dict[str, dict]:
+    return {r["seed_id"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def assert_same_output(beam_dir: Path, fret_dir: Path, beam: dict, fret: dict) -> None:
+    """Rows and records equal (LLM scores to float noise), manifests equal where they overlap."""
+    rows = [(beam_dir / GENERATED).read_text(), (fret_dir / GENERATED).read_text()]
+    assert sorted(rows[0].splitlines()) == sorted(rows[1].splitlines())
+    expected, got = read_records(fret_dir / FRET), read_records(beam_dir / FRET)
+    assert expected and got.keys() == expected.keys()
+    for key, record in expected.items():
+        record, other = dict(record), dict(got[key])
+        scores, other_scores = record.pop("scores"), other.pop("scores")
+        assert other == record
+        for name, values in scores.items():
+            np.testing.assert_allclose(other_scores[name], values, rtol=1e-5)
+
+    assert beam["passages"] == fret["passages"]
+    generate, fret_generate = dict(beam["generate"]), dict(fret["generate"])
+    overlap = generate.pop("mean_word_overlap")
+    assert overlap == pytest.approx(fret_generate.pop("mean_word_overlap"))
+    assert generate == fret_generate
+    histograms = beam["mine"]["histograms"]
+    for name, histogram in fret["mine"]["histograms"].items():
+        assert histograms[name]["counts"] == histogram["counts"]
+        np.testing.assert_allclose(histograms[name]["edges"], histogram["edges"], rtol=1e-5)
+    assert {k: beam["mine"][k] for k in fret["mine"] if k != "histograms"} == {
+        k: v for k, v in fret["mine"].items() if k != "histograms"
+    }
+
+
+@pytest.fixture(scope="module")
+def smollm2_runs(tmp_path_factory, minilm_dir, minilm_encoder):
+    """``run_fret`` and the Beam pipeline on the same passages, counting model loads."""
+    articles = load_wiki_extracts()[::2500][:4]
+    data = tmp_path_factory.mktemp("data")
+    empty = json.dumps({"id": "empty", "title": "Nothing", "text": "  "})
+    passages = write_passages(data / "passages.jsonl", articles, ("[1, 2]", empty))
+    with pytest.MonkeyPatch.context() as patch:
+        loads = count_loads(patch)
+        # The instance the Beam handlers get too (one per process): loaded once, run apart.
+        llm = LLMGenerateHandler(SPEC, LLM_KWARGS).load_model()
+        generate_config = GenerateConfig(max_tokens=MAX_TOKENS)
+        mine_config = MineConfig(num_candidates=2)
+        fret_dir = tmp_path_factory.mktemp("fret")
+        fret = run_fret(
+            passages,
+            fret_dir,
+            llm,
+            encoder=minilm_encoder,
+            max_chars=MAX_CHARS,
+            generate_config=generate_config,
+            mine_config=mine_config,
+        )
+        beam_dir = tmp_path_factory.mktemp("beam")
+        config = BeamFretConfig(
+            passages=str(passages),
+            out_dir=str(beam_dir),
+            llm=SPEC,
+            encoder=str(minilm_dir),
+            llm_kwargs=LLM_KWARGS,
+            max_chars=MAX_CHARS,
+            generate=generate_config,
+            mine=mine_config,
+            retrieval_shards=2,
+        )
+        beam = run(config, ["--runner", "DirectRunner"])
+    return beam_dir, fret_dir, beam, fret, loads
+
+
+@pytest.mark.slow
+def test_smollm2_beam_equals_run_fret(smollm2_runs):
+    beam_dir, fret_dir, beam, fret, _ = smollm2_runs
+    assert_same_output(beam_dir, fret_dir, beam, fret)
+    assert beam["passages"]["malformed_lines"] == 1 and beam["passages"]["empty"] == 1
+    assert beam["generate"]["rows"] == 4 and beam["mine"]["num_candidates"] == 2
+    assert [s["size"] for s in beam["mine"]["shards"]] == [2, 2]
+    assert beam["llm"] == fret["llm"] and beam["beam"]["runner"] == "DirectRunner"
+    print(json.dumps({k: beam[k] for k in ("generate", "timings_s")}))
+
+
+@pytest.mark.slow
+def test_each_model_loads_once(smollm2_runs):
+    """Four LLM steps (generate, retry, QL, RC) and two encoder steps, one load per model."""
+    assert sorted(smollm2_runs[4]) == ["EncoderHandler", "LLMGenerateHandler"]
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """Greedy chat answers are malformed, sampled ones a (task, query) that depends on the
+    passage; ``/completions`` echoes the prompt with a log-probability per word."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests += 1
+        if self.path.endswith("/chat/completions"):
+            words = re.findall(r"\w+", body["messages"][-1]["content"])[1:]
+            # Some copy the passage, some repeat each other: overlap and dedup both act.
+            query = [" ".join(words[:4]), "alpha beta", "gamma delta"][len(words) % 3]
+            answer = json.dumps({"task": TASK_TYPES["search result"], "query": query})
+            choice = {"message": {"content": "no json" if body["temperature"] == 0 else answer}}
+        else:
+            pieces = list(re.finditer(r"\s*\S+", body["prompt"]))
+            logprobs = [None] + [-(len(m.group()) % 7 + 1) / 10 for m in pieces[1:]]
+            offsets = [m.start() for m in pieces]
+            choice = {"logprobs": {"token_logprobs": logprobs, "text_offset": offsets}}
+        payload = {"choices": [{**choice, "finish_reason": "stop"}], "usage": {}}
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def openai_spec():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    server.requests = 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"openai:fake@http://127.0.0.1:{server.server_address[1]}/v1", server
+    server.shutdown()
+
+
+def test_cli_with_retries_equals_run_fret(
+    tmp_path, openai_spec, minilm_dir, minilm_encoder, monkeypatch
+):
+    spec, _ = openai_spec
+    passages = write_passages(tmp_path / "passages.jsonl", load_wiki_extracts()[::1000][:7])
+    fret = run_fret(
+        passages,
+        tmp_path / "fret",
+        spec,
+        encoder=minilm_encoder,
+        max_passages=6,
+        max_chars=MAX_CHARS,
+        generate_config=GenerateConfig(max_overlap=0.5),
+        mine_config=MineConfig(num_candidates=3),
+    )
+    args = ["--passages", str(passages), "--out", str(tmp_path / "beam"), "--llm", spec]
+    args += ["--encoder", str(minilm_dir), "--max-passages", "6", "--max-chars", str(MAX_CHARS)]
+    args += ["--max-overlap", "0.5"]
+    args += ["--num-candidates", "3", "--retrieval-shards", "3", "--share-models"]
+    loads = count_loads(monkeypatch)
+    assert main([*args, "--runner", "DirectRunner"]) == 0
+    assert sorted(loads) == ["EncoderHandler", "LLMGenerateHandler"]
+    beam = json.loads((tmp_path / "beam" / "manifest.json").read_text())
+    assert_same_output(tmp_path / "beam", tmp_path / "fret", beam, fret)
+    generate = beam["generate"]
+    assert generate["retried"] == 6 and generate["malformed"] == 0
+    assert generate["dropped_overlap"] + generate["dropped_duplicate"] > 0
+    assert len(beam["mine"]["shards"]) == 3 and beam["llm"]["backend"] == "openai"
+
+
+def test_duplicate_ids_fail_before_any_model_loads(tmp_path, openai_spec, minilm_dir, monkeypatch):
+    spec, server = openai_spec
+    loads = count_loads(monkeypatch)
+    article = load_wiki_extracts()[0]
+    passages = write_passages(tmp_path / "passages.jsonl", [article, article])
+    config = BeamFretConfig(str(passages), str(tmp_path / "out"), spec, str(minilm_dir))
+    with pytest.raises(Exception, match="duplicate passage id"):
+        run(config)
+    assert server.requests == 0 and loads == []
+
+
+def test_merged_shards_equal_exact_search():
+    rng = np.random.default_rng(0)
+    corpus = rng.normal(size=(50, 8)).astype(np.float32)
+    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
+    queries = corpus[:5] + 0.3 * rng.normal(size=(5, 8)).astype(np.float32)
+    shards = [np.arange(s, 50, 3) for s in range(3)]
+    parts = []
+    for ids in shards:
+        found, scores = exact_top_k(queries, corpus[ids], 7)
+        parts.append((ids[found], scores))
+    expected, expected_scores = exact_top_k(queries, corpus, 7)
+    for q in range(len(queries)):
+        ids, scores = merge_top_k([(i[q], s[q]) for i, s in parts], 7)
+        np.testing.assert_array_equal(ids, expected[q])
+        np.testing.assert_allclose(scores, expected_scores[q], rtol=1e-6)
