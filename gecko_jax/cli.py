@@ -37,7 +37,8 @@ def _gin_demo_config():
 
     from gecko_jax.demo import DemoConfig
 
-    return gin.external_configurable(DemoConfig, module="gecko")
+    with gin.unlock_config():  # another gin user in this process may have locked it
+        return gin.external_configurable(DemoConfig, module="gecko")
 
 
 def _demo_config(args: argparse.Namespace):

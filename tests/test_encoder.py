@@ -79,9 +79,11 @@ def test_matryoshka_dims_are_renormalised_prefixes(minilm_encoder, real_sentence
 
 def test_packing_compiles_a_handful_of_shapes(minilm_dir, real_sentences):
     encoder = Encoder.from_pretrained(minilm_dir)
+    # The compiled forward is shared by every encoder of this config: count new shapes only.
+    before = encoder._apply._cache_size()
     encoder.encode(real_sentences[:600], batch_size=16)
     encoder.encode(real_sentences[600:900], batch_size=16)
-    assert encoder._apply._cache_size() <= 4
+    assert encoder._apply._cache_size() - before <= 4
 
 
 def test_save_and_load_round_trip(minilm_encoder, real_sentences, tmp_path):

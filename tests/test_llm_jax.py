@@ -6,6 +6,7 @@ so every test reuses a few shapes (batch 1/2/4, length 64/128).
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import flax.linen as nn
@@ -21,7 +22,13 @@ from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
 from gecko_jax.llm import JaxLLM  # noqa: E402
 from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
 from gecko_jax.llm.jax_backend import _bucket, _common_prefix, _generate_tokens  # noqa: E402
-from gecko_jax.llm.llama import KVCache, Llama, LlamaConfig, abstract_params  # noqa: E402
+from gecko_jax.llm.llama import (  # noqa: E402
+    KVCache,
+    Llama,
+    LlamaConfig,
+    abstract_params,
+    attention_spans,
+)
 from gecko_jax.llm.torch_reference import load_reference  # noqa: E402
 from gecko_jax.partitioning import MeshConfig, create_mesh  # noqa: E402
 
@@ -162,6 +169,53 @@ def test_logits_match_transformers(llm, reference):
         worst = max(worst, float(np.abs(mine - theirs).max()))
     print(f"max |logit diff| vs transformers: {worst:.2e}")
     assert worst < 2e-3
+
+
+def tiny_decoder(llm: JaxLLM) -> tuple[LlamaConfig, dict]:
+    """A small random decoder (untied head) with the real vocabulary."""
+    config = LlamaConfig(
+        vocab_size=llm.config.vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+        max_position_embeddings=2 * MAX_CONTEXT,
+    )
+    abstract = nn.unbox(abstract_params(config))
+    leaves, tree = jax.tree.flatten(abstract)
+    keys = jax.random.split(jax.random.key(0), len(leaves))
+    params = jax.tree.unflatten(
+        tree, [0.1 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
+    )
+    return config, params
+
+
+def test_chunked_attention_equals_one_product(llm):
+    """A static index attends in query chunks over the slots each can see; a traced one in one
+    product over every slot. Same result, on left-padded rows after a cached prefix."""
+    assert [tuple(s) for s in attention_spans(8, 150, 200)] == [
+        (0, 64, 72),
+        (64, 128, 136),
+        (128, 150, 158),
+    ]
+    assert len(attention_spans(0, 2048, 2048)) == 8
+    assert len(attention_spans(jnp.int32(0), 150, 200)) == 1
+    config, params = tiny_decoder(llm)
+    tokens = jax.random.randint(jax.random.key(1), (2, 150), 0, config.vocab_size)
+    mask = jnp.ones((2, 158), jnp.int32).at[1, 8:40].set(0)
+    positions = jnp.maximum(jnp.cumsum(mask[:, 8:], axis=1) - 1, 0) + 8
+    cache = KVCache.zeros(config, 2, 158, jnp.float32)
+    cache = jax.tree.map(lambda c: c.at[:, :, :8].set(1.0), cache)
+
+    @functools.partial(jax.jit, static_argnames="static")
+    def hidden(params, static: bool):
+        index = 8 if static else jnp.int32(8)
+        out, _ = Llama(config).apply({"params": params}, tokens, positions, mask, cache, index)
+        return out
+
+    np.testing.assert_allclose(hidden(params, True), hidden(params, False), atol=1e-5)
 
 
 def test_greedy_generation_matches_transformers(llm, reference):
@@ -323,22 +377,7 @@ def test_every_parameter_has_logical_axis_names(llm):
 
 def test_sharded_model_gives_the_same_results(llm):
     """A small random decoder (untied head) on a data x fsdp x tensor mesh of 8 CPU devices."""
-    config = LlamaConfig(
-        vocab_size=llm.config.vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=16,
-        max_position_embeddings=2 * MAX_CONTEXT,
-    )
-    abstract = nn.unbox(abstract_params(config))
-    leaves, tree = jax.tree.flatten(abstract)
-    keys = jax.random.split(jax.random.key(0), len(leaves))
-    params = jax.tree.unflatten(
-        tree, [0.1 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
-    )
+    config, params = tiny_decoder(llm)
     mesh = create_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
     shapes = SHAPES | {"max_context": 2 * MAX_CONTEXT}
     plain = JaxLLM(config, params, llm.tokenizer, "tiny", **shapes)
