@@ -21,8 +21,9 @@ from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import STAGES, run_fret
 
-gin.external_configurable(GenerateConfig, module="gecko")
-gin.external_configurable(MineConfig, module="gecko")
+# The gin-configured versions: calling these, not the plain classes, applies the bindings.
+_gin_generate_config = gin.external_configurable(GenerateConfig, module="gecko")
+_gin_mine_config = gin.external_configurable(MineConfig, module="gecko")
 
 
 @gin.configurable(module="gecko")
@@ -70,20 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    gin.parse_config_files_and_bindings(args.gin_file, args.gin_param)
-    run = fret_run()
+    gin.clear_config()  # main may run twice in one process (a resumed run)
+    with gin.unlock_config():
+        gin.parse_config_files_and_bindings(args.gin_file, args.gin_param)
+        run = fret_run()
+        generate_config, mine_config = _gin_generate_config(), _gin_mine_config()
     run.update(
         {k: v for k, v in vars(args).items() if k in run and v is not None},
     )
     generate_config = _override(
-        GenerateConfig(),
+        generate_config,
         max_tokens=args.max_tokens,
         temperature=args.temperature,
         max_overlap=args.max_overlap,
         seed=args.seed,
     )
     mine_config = _override(
-        MineConfig(), num_candidates=args.num_candidates, negative=args.negative, seed=args.seed
+        mine_config, num_candidates=args.num_candidates, negative=args.negative, seed=args.seed
     )
     manifest = run_fret(
         args.passages,
