@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = "gin_configs/runs/synthetic_smoke.gin"
-STEPS = 12
+STEPS = 20  # margin: under load a run must not finish before the SIGKILL lands
 
 
 def _command(workdir: Path, *extra: str) -> list[str]:
