@@ -76,18 +76,37 @@ def test_parse_generation(text, expected):
     assert parse_generation(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"query": " who won "}', "who won"),
+        ('{"task": "other", "query": "q"}', "q"),  # the asked task wins
+        ('{"query": "q \\"x\\"", "answer": "cut sho', 'q "x"'),
+        ('{"query": ""}', None),
+        ('{"query": "unterminated', None),
+    ],
+)
+def test_parse_generation_of_a_given_task(text, expected):
+    parsed = parse_generation(text, task="T")
+    assert parsed == (None if expected is None else ("T", expected))
+
+
 def test_prompts_are_versioned_and_hashed():
     hashes = prompt_hashes()
     assert PROMPT_VERSION and set(hashes) == {
         "query_generation",
+        "query_generation_given_task",
         "query_likelihood",
         "relevance_classification",
     }
     assert all(len(h) == 64 for h in hashes.values())
     messages = query_generation_messages("P", "fact checking")
-    assert messages[0]["role"] == "system" and messages[-1]["content"].endswith(
-        f'"{TASK_TYPES["fact checking"]}"'
-    )
+    assert messages[0]["role"] == "system"
+    assert f'Task: "{TASK_TYPES["fact checking"]}"' in messages[-1]["content"]
+    # A given task is not asked back, in the shots' answers either.
+    assert all(json.loads(m["content"]).keys() == {"query"} for m in messages[2::2])
+    free = query_generation_messages("P")
+    assert all(json.loads(m["content"]).keys() == {"task", "query"} for m in free[2::2])
     assert ql_context("P").endswith("Passage: P\nQuery:")
     assert rc_context("Q", "P").endswith("Passage: P\nQuery: Q\nRelevant:")
 
@@ -144,7 +163,8 @@ class ScriptedLLM(LLM):
 
 
 def answer(query: str) -> str:
-    return json.dumps({"task": TASK_TYPES["question answering"], "query": query})
+    """An answer to a prompt that named its task (the balanced default): the query alone."""
+    return json.dumps({"query": query})
 
 
 def test_generate_retries_once_filters_and_counts():
@@ -164,7 +184,7 @@ def test_generate_retries_once_filters_and_counts():
     assert [r["requested_type"] for r in rows] == list(TASK_TYPES)[:2]
     assert diag["retried"] == 2 and diag["malformed"] == 1 and diag["cut_at_max_tokens"] == 1
     assert diag["verbatim_copy"] == 1 and diag["dropped_duplicate"] == 1
-    assert diag["task_types"] == {"question answering": 2}
+    assert diag["task_types"] == {"question answering": 1, "search result": 1}
     assert diag["mean_word_overlap"] == pytest.approx((1 + 0 + 0) / 3)
     rows, diag = generate_queries(llm, passages, GenerateConfig(max_overlap=0.5, dedup=False))
     assert [r["query"] for r in rows] == ["why do hounds make noise", "The cat sat!"]

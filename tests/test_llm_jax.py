@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 
 import flax.linen as nn
 import jax
@@ -21,7 +22,7 @@ torch = pytest.importorskip("torch")
 from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
 from gecko_jax.llm import JaxLLM  # noqa: E402
 from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
-from gecko_jax.llm.jax_backend import _bucket, _common_prefix, _generate_tokens  # noqa: E402
+from gecko_jax.llm.jax_backend import _bucket, _common_prefix  # noqa: E402
 from gecko_jax.llm.llama import (  # noqa: E402
     KVCache,
     Llama,
@@ -271,13 +272,18 @@ def test_stop_strings_and_finish_reason(llm):
     assert full.text.startswith(short.text)
 
 
-def test_fewer_tokens_sampling_or_other_prompts_compile_nothing_new(llm):
-    """One program per (batch bucket, length bucket): max_tokens and temperature are traced."""
+def test_fewer_tokens_sampling_or_other_prompts_compile_nothing_new(llm, caplog):
+    """Programs per (batch bucket, length bucket) only: max_tokens and temperature are traced."""
+
+    def probe(x):
+        return x + 1
+
     llm.generate(CHAT_PROMPTS, max_tokens=16)
-    compiled = _generate_tokens._cache_size()
-    llm.generate(CHAT_PROMPTS, max_tokens=5, temperature=0.5)
-    llm.generate(RAW_PROMPTS, max_tokens=9)
-    assert _generate_tokens._cache_size() == compiled
+    with jax.log_compiles(), caplog.at_level(logging.WARNING, logger="jax"):
+        llm.generate(CHAT_PROMPTS, max_tokens=5, temperature=0.5)
+        llm.generate(RAW_PROMPTS, max_tokens=9)
+        jax.jit(probe)(1)  # compiles are logged
+    assert re.findall(r"XLA compilation of jit\((\w+)\)", caplog.text) == ["probe"]
 
 
 def test_only_cut_inputs_are_keyed_by_the_window(llm):

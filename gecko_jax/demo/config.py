@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from gecko_jax.demo.corpus import MAX_PASSAGE_CHARS
+
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
@@ -13,6 +15,8 @@ class DemoConfig:
     # are in none of the evaluation sets.
     passages_file: str | None = None
     num_passages: int = 120
+    # Longer seed passages are cut (see corpus.MAX_PASSAGE_CHARS for why this length).
+    max_passage_chars: int = MAX_PASSAGE_CHARS
     # Share of the seed passages whose FRet examples are held out for early stopping.
     heldout_fraction: float = 0.2
     corpus_seed: int = 0

@@ -13,11 +13,15 @@ import numpy as np
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
 from gecko_jax.fret.passages import Passage, prepare_passages, read_passages_jsonl
 
-# Seed passages are cut to this many characters before prompting (a few hundred tokens).
-MAX_PASSAGE_CHARS = 1500
+# Seed passages are cut to this many characters (about 130 MiniLM tokens) before prompting: the
+# student reads 128 passage tokens, so a query about text past that would label a positive whose
+# answer it never sees, and every extra character is LLM prefill in generation and scoring.
+MAX_PASSAGE_CHARS = 600
 
 
-def wiki_seed_passages(count: int, exclude_texts: Collection[str], seed: int) -> list[Passage]:
+def wiki_seed_passages(
+    count: int, exclude_texts: Collection[str], seed: int, max_chars: int = MAX_PASSAGE_CHARS
+) -> list[Passage]:
     """``count`` seeded Wikipedia extracts whose texts are not in ``exclude_texts``."""
     articles = sorted(
         (a for a in load_wiki_extracts() if a.text not in exclude_texts), key=lambda a: a.id
@@ -29,13 +33,15 @@ def wiki_seed_passages(count: int, exclude_texts: Collection[str], seed: int) ->
         {"id": articles[i].id, "title": articles[i].title, "text": articles[i].text}
         for i in sorted(chosen.tolist())
     ]
-    return prepare_passages(records, MAX_PASSAGE_CHARS)[0]
+    return prepare_passages(records, max_chars)[0]
 
 
-def file_seed_passages(path: str, limit: int) -> tuple[list[Passage], dict[str, int]]:
+def file_seed_passages(
+    path: str, limit: int, max_chars: int = MAX_PASSAGE_CHARS
+) -> tuple[list[Passage], dict[str, int]]:
     """The user's JSONL passages (at most ``limit``), with counts of what was skipped."""
     records, malformed = read_passages_jsonl(path)
-    passages, counts = prepare_passages(records[:limit], MAX_PASSAGE_CHARS)
+    passages, counts = prepare_passages(records[:limit], max_chars)
     if len(passages) < 2:
         raise ValueError(f"{path}: {len(passages)} usable passages; the demo needs at least 2")
     return passages, {**counts, "malformed_lines": malformed}

@@ -63,10 +63,14 @@ def _seed_passages(config: DemoConfig, out: Path, exclude: set[str], say: Say) -
     if path.exists():
         return [Passage(**row) for row in read_jsonl(path)]
     if config.passages_file:
-        passages, counts = file_seed_passages(config.passages_file, config.num_passages)
+        passages, counts = file_seed_passages(
+            config.passages_file, config.num_passages, config.max_passage_chars
+        )
         say(f"      {config.passages_file}: {counts}")
     else:
-        passages = wiki_seed_passages(config.num_passages, exclude, config.corpus_seed)
+        passages = wiki_seed_passages(
+            config.num_passages, exclude, config.corpus_seed, config.max_passage_chars
+        )
     write_jsonl(path, [p.to_json() for p in passages])
     return passages
 

@@ -129,7 +129,7 @@ class _Parse(beam.DoFn):
 
     def process(self, element: tuple[Seed, PredictionResult]) -> Iterator[Any]:
         seed, result = element
-        answer = parse_answer(result.inference.text)
+        answer = parse_answer(result.inference.text, seed.requested_type)
         if answer is None:
             counter("generate", "retried").inc()
             yield beam.pvalue.TaggedOutput("malformed", (seed, result.example))
@@ -139,7 +139,7 @@ class _Parse(beam.DoFn):
 
 def _parse_retry(element: tuple[Seed, PredictionResult]) -> tuple[Seed, Generation, Any]:
     seed, result = element
-    return seed, result.inference, parse_answer(result.inference.text)
+    return seed, result.inference, parse_answer(result.inference.text, seed.requested_type)
 
 
 class _Check(beam.DoFn):

@@ -58,9 +58,11 @@ def word_overlap(query: str, passage: str) -> float:
     return sum(w in vocabulary for w in words) / len(words) if words else 0.0
 
 
-def parse_answer(text: str) -> tuple[str, str] | None:
-    """The stop string was cut off; put it back (harmless if the backend kept it)."""
-    return parse_generation(text + QG_STOP)
+def parse_answer(text: str, requested: str | None) -> tuple[str, str] | None:
+    """(task, query) of an answer to a prompt that asked for the ``requested`` task type (or
+    let the LLM choose). The stop string was cut off; put it back (harmless if kept)."""
+    task = TASK_TYPES[requested] if requested is not None else None
+    return parse_generation(text + QG_STOP, task)
 
 
 def task_type_name(task: str) -> str:
@@ -151,12 +153,12 @@ def generate_queries(
     passages = list(passages)
     types = [requested_type(i, config) for i in range(len(passages))]
     generations = _generate(llm, passages, types, config, retry=False)
-    parsed = [parse_answer(g.text) for g in generations]
+    parsed = [parse_answer(g.text, t) for g, t in zip(generations, types, strict=True)]
     bad = [i for i, p in enumerate(parsed) if p is None]
     if bad:
         again = _generate(llm, [passages[i] for i in bad], [types[i] for i in bad], config, True)
         for i, generation in zip(bad, again, strict=True):
-            parsed[i] = parse_answer(generation.text)
+            parsed[i] = parse_answer(generation.text, types[i])
             generations[i] = generation
 
     rows, overlaps, seen = [], [], set()

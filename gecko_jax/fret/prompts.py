@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-PROMPT_VERSION = "fret-prompts-v1"
+PROMPT_VERSION = "fret-prompts-v2"
 
 # Many diverse task descriptions (paper: a source of diversity). The first four are the most
 # frequent FRet tasks (Table 4); the first three strings are verbatim from the paper (Table 5).
@@ -62,11 +62,11 @@ FEW_SHOT: list[dict[str, str]] = [
 ]
 
 QG_SYSTEM = (
-    "You write search data. Read a passage, choose a retrieval task, and write one query that "
-    "a person might type for that task, whose answer is in the passage. Use your own words: "
-    "do not copy phrases from the passage. Keep the query short. Possible tasks:\n"
+    "You write search data. Read a passage and write one query that a person might type for a "
+    "retrieval task, whose answer is in the passage. Use your own words: do not copy phrases "
+    "from the passage. Keep the query short. Possible tasks:\n"
     + "".join(f"- {description}\n" for description in TASK_TYPES.values())
-    + 'Answer with JSON only: {"task": "<task description>", "query": "<query>"}.'
+    + "Answer with JSON only."
 )
 
 # Generation stops at the first "}", which ends the flat JSON answer: a small model that rambles
@@ -87,20 +87,32 @@ SCORE_SHOTS: list[tuple[str, str, str]] = [
 
 
 def _qg_user(passage: str, task_type: str | None) -> str:
+    """A given task is not asked back: the answer is the query alone, so a small model spends
+    its tokens on the query instead of copying a task description (or cutting it short)."""
     if task_type is None:
-        return f"Passage: {passage}\nPick the task that fits the passage best."
-    return f'Passage: {passage}\nUse this task: "{TASK_TYPES[task_type]}"'
+        return (
+            f"Passage: {passage}\nPick the task that fits the passage best. Answer "
+            '{"task": "<task description>", "query": "<query>"}'
+        )
+    return f'Passage: {passage}\nTask: "{TASK_TYPES[task_type]}"\nAnswer {{"query": "<query>"}}'
+
+
+def _qg_answer(task: str, query: str, task_given: bool) -> str:
+    return json.dumps({"query": query} if task_given else {"task": task, "query": query})
 
 
 def query_generation_messages(passage: str, task_type: str | None = None) -> list[dict[str, str]]:
-    """Chat messages asking for one (task, query) as JSON; ``task_type`` forces a task."""
+    """Chat messages asking for one (task, query) as JSON; ``task_type`` forces a task, and then
+    the answer holds the query only (the shots answer the same way)."""
     if task_type is not None and task_type not in TASK_TYPES:
         raise ValueError(f"unknown task type {task_type!r}; known: {list(TASK_TYPES)}")
+    given = task_type is not None
     messages = [{"role": "system", "content": QG_SYSTEM}]
     for shot in FEW_SHOT:
         task_type_of_shot = next(k for k, v in TASK_TYPES.items() if v == shot["task"])
-        messages.append({"role": "user", "content": _qg_user(shot["passage"], task_type_of_shot)})
-        answer = json.dumps({"task": shot["task"], "query": shot["query"]})
+        user = _qg_user(shot["passage"], task_type_of_shot if given else None)
+        messages.append({"role": "user", "content": user})
+        answer = _qg_answer(shot["task"], shot["query"], given)
         messages.append({"role": "assistant", "content": answer})
     messages.append({"role": "user", "content": _qg_user(passage, task_type)})
     return messages
@@ -126,6 +138,7 @@ def prompt_hashes() -> dict[str, str]:
     """sha256 of each template, rendered on fixed placeholders, for the run manifest."""
     texts: dict[str, Any] = {
         "query_generation": query_generation_messages("{passage}"),
+        "query_generation_given_task": query_generation_messages("{passage}", "definition"),
         "query_likelihood": ql_context("{passage}"),
         "relevance_classification": [rc_context("{query}", "{passage}"), RC_LABEL],
     }
@@ -137,11 +150,12 @@ def prompt_hashes() -> dict[str, str]:
 
 _JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 _STRING = r'"((?:[^"\\]|\\.)*)"'
-# A complete "task" then "query" pair at the start of an object that goes on (extra keys) and is
-# cut at the token limit: the pair itself is whole, so it is kept.
+# A complete "task" then "query" pair (or a lone "query") at the start of an object that goes on
+# (extra keys) and is cut at the token limit: what was asked for is whole, so it is kept.
 _PAIR_PREFIX = re.compile(
     r'\{\s*"task"\s*:\s*' + _STRING + r'\s*,\s*"query"\s*:\s*' + _STRING + r"\s*,"
 )
+_QUERY_PREFIX = re.compile(r'\{\s*"query"\s*:\s*' + _STRING + r"\s*,")
 
 
 def _pair(task: Any, query: Any) -> tuple[str, str] | None:
@@ -150,23 +164,25 @@ def _pair(task: Any, query: Any) -> tuple[str, str] | None:
     return None
 
 
-def parse_generation(text: str) -> tuple[str, str] | None:
-    """(task, query) from the first JSON object in ``text`` with both as non-empty strings.
+def parse_generation(text: str, task: str | None = None) -> tuple[str, str] | None:
+    """(task, query) from the first JSON object in ``text`` with the asked keys as non-empty
+    strings: ``task`` and ``query``, or, when ``task`` was given in the prompt, ``query`` alone.
 
-    Tolerates code fences and chatter around the object, and an object cut short after a whole
-    task and query; anything else is None.
+    Tolerates code fences and chatter around the object, and an object cut short after what was
+    asked for; anything else is None.
     """
     for match in _JSON_OBJECT.finditer(text):
         try:
             obj = json.loads(match.group(0))
         except json.JSONDecodeError:
             continue
-        if isinstance(obj, dict) and (pair := _pair(obj.get("task"), obj.get("query"))):
+        if isinstance(obj, dict) and (pair := _pair(task or obj.get("task"), obj.get("query"))):
             return pair
-    prefix = _PAIR_PREFIX.search(text)
+    prefix = (_PAIR_PREFIX if task is None else _QUERY_PREFIX).search(text)
     if prefix is None:
         return None
     try:
-        return _pair(*(json.loads(f'"{group}"') for group in prefix.groups()))
+        fields = [json.loads(f'"{group}"') for group in prefix.groups()]
     except json.JSONDecodeError:
         return None
+    return _pair(*([task] if task is not None else []), *fields)

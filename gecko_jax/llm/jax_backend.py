@@ -2,11 +2,13 @@
 
 Shapes are bucketed so XLA compiles a handful of programs, not one per request: lengths (prompts,
 scored sequences, new tokens) round up to eight steps per octave, at least ``length_bucket``
-(at most 12.5% padding; 40 lengths up to 2048), batches to a power of two. Generation is one
-jitted program per shape: prefill,
-then a ``lax.while_loop`` of single-token decode steps that stops when every row has hit an
+(at most 12.5% padding; 40 lengths up to 2048), batches to a power of two. Generation is two
+jitted programs per shape: prefill (which also picks the first token), then a ``lax.while_loop``
+of single-token decode steps on the device that stops when every row has hit an
 end-of-generation token or the requested number of tokens (a traced bound, so asking for fewer
-tokens compiles nothing new). Prompts are grouped by length before batching.
+tokens, or sampling instead of greedy decoding, compiles nothing new). They are two because XLA
+compiler options suit them differently on CPU (see ``_NO_LIBRARY_FUSIONS``); the cache passes
+from one to the other without a copy (donated). Prompts are grouped by length before batching.
 
 A sample is a function of (prompt, seed) only: each row's random key is derived from its prompt
 text and the seed, so batch composition (and therefore the on-disk cache, which sends only
@@ -22,7 +24,7 @@ import hashlib
 import logging
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +97,48 @@ def _prefill(
     return hidden, cache, positions, key_mask
 
 
-@functools.partial(jax.jit, static_argnames=("config", "width"))
+# Without YNNPACK fusions, XLA:CPU ran our prefill and scoring programs about 1.3x faster, and
+# decode steps about 1.4x slower (SmolLM2-135M, benchmarks/RESULTS.md): so only the programs that
+# run whole prompts drop them.
+_NO_LIBRARY_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.cache
+def _prompt_options() -> dict[str, str] | None:
+    """Compiler options of the whole-prompt programs: none off CPU or where this jaxlib lacks
+    the (experimental) option."""
+    if jax.default_backend() != "cpu":
+        return None
+    try:
+        jax.jit(lambda x: x, compiler_options=_NO_LIBRARY_FUSIONS).lower(0).compile()
+    except jax.errors.JaxRuntimeError:
+        return None
+    return _NO_LIBRARY_FUSIONS
+
+
+def _prompt_jit(
+    static_argnames: tuple[str, ...],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``jax.jit`` with :func:`_prompt_options`, chosen at the first call (importing this module
+    must not start a JAX backend). ``.jitted()`` is the jitted function."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.cache
+        def jitted() -> Any:
+            options = _prompt_options()
+            return jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return jitted()(*args, **kwargs)
+
+        call.jitted = jitted  # type: ignore[attr-defined]
+        return call
+
+    return wrap
+
+
+@_prompt_jit(static_argnames=("config", "width"))
 def _score_tail(
     params: Any,
     config: LlamaConfig,
@@ -115,43 +158,73 @@ def _score_tail(
     return jnp.take_along_axis(logprobs, tokens[:, -width:, None], axis=-1)[..., 0]
 
 
-@functools.partial(jax.jit, static_argnames=("config", "max_new"))
-def _generate_tokens(
+def _pick(
+    model: Llama,
+    params: Any,
+    hidden_last: jax.Array,
+    step: jax.Array,
+    temperature: jax.Array,
+    row_keys: jax.Array,
+) -> jax.Array:
+    """The next token of each row from its last hidden state ``[B, 1, E]``. A ``cond``, not a
+    ``where``: greedy decoding skips drawing random numbers over the whole vocabulary."""
+    logits = model.apply({"params": params}, hidden_last, method=Llama.logits)[:, 0]
+
+    def sample(logits: jax.Array) -> jax.Array:
+        keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, step)
+        return jax.vmap(jax.random.categorical)(keys, logits / temperature).astype(jnp.int32)
+
+    def greedy(logits: jax.Array) -> jax.Array:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    return jax.lax.cond(temperature > 0, sample, greedy, logits)
+
+
+@_prompt_jit(static_argnames=("config", "max_new"))
+def _start(
     params: Any,
     config: LlamaConfig,
     prefix: jax.Array,
     tokens: jax.Array,
     mask: jax.Array,
     max_new: int,
+    temperature: jax.Array,
+    row_keys: jax.Array,
+) -> tuple[jax.Array, KVCache, jax.Array, jax.Array]:
+    """Prefill ``prefix`` + left-padded prompts ``[B, P]`` into a cache with ``max_new`` free
+    slots, and pick each row's first new token.
+
+    Returns the first tokens ``[B]``, the cache, the rows' last positions ``[B]`` and the key
+    mask of every slot.
+    """
+    model = Llama(config)
+    hidden, cache, positions, key_mask = _prefill(model, params, prefix, tokens, mask, max_new)
+    first = _pick(model, params, hidden[:, -1:], jnp.int32(0), temperature, row_keys)
+    return first, cache, positions[:, -1], key_mask
+
+
+@functools.partial(jax.jit, static_argnames=("config", "max_new"), donate_argnames=("cache",))
+def _decode(
+    params: Any,
+    config: LlamaConfig,
+    first: jax.Array,
+    cache: KVCache,
+    last_positions: jax.Array,
+    key_mask: jax.Array,
+    max_new: int,
     num_new: jax.Array,
     temperature: jax.Array,
     row_keys: jax.Array,
     stop_ids: jax.Array,
-) -> jax.Array:
-    """Prefill ``prefix`` + left-padded prompts ``[B, P]``, then decode up to ``num_new``
-    (<= max_new) tokens. Returns ``[B, max_new]`` token ids; columns past the last step hold -1.
+) -> tuple[jax.Array, KVCache]:
+    """Single-token steps after ``first`` until ``num_new`` (<= max_new, the cache's free slots)
+    tokens or every row has stopped, in one ``while_loop``. Returns ``[B, max_new]`` token ids
+    (columns past the last step hold -1), and the cache: as an output, the donated one is
+    updated in place instead of copied.
     """
     model = Llama(config)
-    batch = tokens.shape[0]
-    hidden, cache, positions, key_mask = _prefill(model, params, prefix, tokens, mask, max_new)
-    first_slot = prefix.shape[1] + tokens.shape[1]
-
-    def sample(logits: jax.Array, step: jax.Array) -> jax.Array:
-        keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, step)
-        return jax.vmap(jax.random.categorical)(keys, logits / temperature).astype(jnp.int32)
-
-    def greedy(logits: jax.Array, step: jax.Array) -> jax.Array:
-        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-
-    def pick(hidden_last: jax.Array, step: jax.Array) -> jax.Array:
-        """The next token of each row from its last hidden state ``[B, 1, E]``. A ``cond``, not
-        a ``where``: greedy decoding skips drawing random numbers over the whole vocabulary."""
-        logits = model.apply({"params": params}, hidden_last, method=Llama.logits)[:, 0]
-        return jax.lax.cond(temperature > 0, sample, greedy, logits, step)
-
-    first = pick(hidden[:, -1:], jnp.int32(0))
-    out = jnp.full((batch, max_new), -1, jnp.int32).at[:, 0].set(first)
-    done = jnp.isin(first, stop_ids)
+    first_slot = key_mask.shape[1] - max_new
+    out = jnp.full((first.shape[0], max_new), -1, jnp.int32).at[:, 0].set(first)
 
     def cond(state: tuple) -> jax.Array:
         step, _, _, done, _ = state
@@ -162,17 +235,18 @@ def _generate_tokens(
         hidden, cache = model.apply(
             {"params": params},
             last[:, None],
-            positions[:, -1:] + step,
+            last_positions[:, None] + step,
             key_mask,
             cache,
             first_slot + step - 1,
         )
-        token = pick(hidden, step)
+        token = _pick(model, params, hidden, step, temperature, row_keys)
         out = jax.lax.dynamic_update_slice(out, token[:, None], (jnp.int32(0), step))
         return step + 1, out, cache, done | jnp.isin(token, stop_ids), token
 
-    _, out, _, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(1), out, cache, done, first))
-    return out
+    state = (jnp.int32(1), out, cache, jnp.isin(first, stop_ids), first)
+    _, out, cache, _, _ = jax.lax.while_loop(cond, body, state)
+    return out, cache
 
 
 def _row_key(seed: int, text: str) -> jax.Array:
@@ -355,29 +429,54 @@ class JaxLLM(LLM):
         ]
         if empty := [r.index for r in rows if not r.ids]:
             raise ValueError(f"prompts {empty[:5]} are empty: nothing to continue from")
-        stop_ids = jnp.asarray(sorted(self.tokenizer.stop_ids), jnp.int32)
         results: list[Generation | None] = [None] * len(rows)
         for batch in _batches(rows, self.batch_size):
             ids = [r.ids for r in batch]
             prefix, tokens, mask = self._layout(ids, min(map(len, ids)) - 1, budget)
             keys = [_row_key(seed, texts[row.index]) for row in batch]
             keys += keys[:1] * (len(tokens) - len(batch))
-            with self._placement():
-                out = _generate_tokens(
-                    self.params,
-                    self.config,
-                    jnp.asarray(prefix),
-                    jnp.asarray(tokens),
-                    jnp.asarray(mask),
-                    _bucket(max_tokens, self.length_bucket),
-                    jnp.int32(max_tokens),
-                    jnp.float32(temperature),
-                    jnp.stack(keys),
-                    stop_ids,
-                )
-            for row, ids in zip(batch, np.asarray(out)[: len(batch)], strict=True):
-                results[row.index] = self._finish(ids[:max_tokens].tolist(), stop)
+            out = self._decode_batch(prefix, tokens, mask, jnp.stack(keys), max_tokens, temperature)
+            for row, new in zip(batch, out[: len(batch)], strict=True):
+                results[row.index] = self._finish(new[:max_tokens].tolist(), stop)
         return results  # type: ignore[return-value]
+
+    def _decode_batch(
+        self,
+        prefix: np.ndarray,
+        tokens: np.ndarray,
+        mask: np.ndarray,
+        row_keys: jax.Array,
+        max_tokens: int,
+        temperature: float,
+    ) -> np.ndarray:
+        """New token ids ``[batch bucket, bucketed max_tokens]`` of one laid-out batch."""
+        max_new, heat = _bucket(max_tokens, self.length_bucket), jnp.float32(temperature)
+        stop_ids = jnp.asarray(sorted(self.tokenizer.stop_ids), jnp.int32)
+        with self._placement():
+            first, cache, positions, key_mask = _start(
+                self.params,
+                self.config,
+                jnp.asarray(prefix),
+                jnp.asarray(tokens),
+                jnp.asarray(mask),
+                max_new,
+                heat,
+                row_keys,
+            )
+            out, _ = _decode(
+                self.params,
+                self.config,
+                first,
+                cache,
+                positions,
+                key_mask,
+                max_new,
+                jnp.int32(max_tokens),
+                heat,
+                row_keys,
+                stop_ids,
+            )
+        return np.asarray(out)
 
     def _finish(self, ids: list[int], stop: Sequence[str]) -> Generation:
         """Cut generated ids at the first end-of-generation token, then at the first stop string."""
