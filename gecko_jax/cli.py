@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The fine-tuning progress lines (step, loss, held-out metric, early stop) are INFO.
+    for name in ("gecko_jax.training.trainer", "gecko_jax.demo"):
+        logging.getLogger(name).setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     return args.run(args)
 

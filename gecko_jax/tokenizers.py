@@ -44,12 +44,20 @@ class TruncationStats:
     texts_truncated: int = 0
     tokens_dropped: int = 0
     max_lengths: set[int] = dataclasses.field(default_factory=set)
+    # The max_lengths some text was cut to: the first cut at each is a warning, later ones are
+    # counted and logged at DEBUG (a training run would otherwise warn on every batch).
+    cut_lengths: set[int] = dataclasses.field(default_factory=set)
 
-    def update(self, texts: int, truncated: int, dropped: int, max_length: int) -> None:
+    def update(self, texts: int, truncated: int, dropped: int, max_length: int) -> bool:
+        """Counts one batch; True when it is the first truncation to ``max_length``."""
         self.texts_seen += texts
         self.texts_truncated += truncated
         self.tokens_dropped += dropped
         self.max_lengths.add(max_length)
+        first = truncated > 0 and max_length not in self.cut_lengths
+        if truncated:
+            self.cut_lengths.add(max_length)
+        return first
 
     def report(self) -> str:
         lengths = " or ".join(str(n) for n in sorted(self.max_lengths)) or "?"
@@ -61,6 +69,7 @@ class TruncationStats:
     def reset(self) -> None:
         self.texts_seen = self.texts_truncated = self.tokens_dropped = 0
         self.max_lengths.clear()
+        self.cut_lengths.clear()
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -134,14 +143,18 @@ class Tokenizer(abc.ABC):
         raw = self._encode_raw(texts)
         truncated = [ids for ids in raw if len(ids) > budget]
         dropped = sum(len(ids) - budget for ids in truncated)
-        self.truncation.update(len(texts), len(truncated), dropped, max_length)
+        first = self.truncation.update(len(texts), len(truncated), dropped, max_length)
         if truncated:
-            logger.warning(
-                "truncated %d of %d texts to max_length=%d (%d tokens dropped)",
+            logger.log(
+                logging.WARNING if first else logging.DEBUG,
+                "truncated %d of %d texts to max_length=%d (%d tokens dropped)%s",
                 len(truncated),
                 len(texts),
                 max_length,
                 dropped,
+                "; later truncations to this length are counted in Tokenizer.truncation"
+                if first
+                else "",
             )
         return [self.add_special_tokens(ids[:budget]) for ids in raw]
 

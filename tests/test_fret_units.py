@@ -84,6 +84,9 @@ def test_parse_generation(text, expected):
         ('{"query": "q \\"x\\"", "answer": "cut sho', 'q "x"'),
         ('{"query": ""}', None),
         ('{"query": "unterminated', None),
+        ('{"query": "The term "x" means y"}', 'The term "x" means y'),  # unescaped quotes
+        ('"a bare string"}', "a bare string"),
+        ('{"query": "q"]}', None),
     ],
 )
 def test_parse_generation_of_a_given_task(text, expected):

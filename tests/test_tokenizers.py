@@ -122,15 +122,17 @@ def test_truncation_keeps_sep_counts_and_warns(minilm: HFTokenizer, caplog) -> N
     minilm.truncation.reset()
     with caplog.at_level(logging.WARNING, logger="gecko_jax.tokenizers"):
         batch = minilm.encode_batch([LONG_TEXT, "a short one"], max_length=256)
+        minilm.encode_batch([LONG_TEXT], max_length=256)  # counted, not warned again
     assert batch.lengths.tolist() == [256, 5]
     assert batch.input_ids[0].tolist() == [CLS, *[2773] * 254, SEP]
     assert batch.num_truncated == 1
     assert [r.getMessage() for r in caplog.records] == [
-        "truncated 1 of 2 texts to max_length=256 (1746 tokens dropped)"
+        "truncated 1 of 2 texts to max_length=256 (1746 tokens dropped); later truncations to "
+        "this length are counted in Tokenizer.truncation"
     ]
     stats = minilm.truncation
-    assert (stats.texts_seen, stats.texts_truncated, stats.tokens_dropped) == (2, 1, 1746)
-    assert stats.report() == "truncated 1 of 2 texts to 256 tokens (1746 tokens dropped)"
+    assert (stats.texts_seen, stats.texts_truncated, stats.tokens_dropped) == (3, 2, 3492)
+    assert stats.report() == "truncated 2 of 3 texts to 256 tokens (3492 tokens dropped)"
     minilm.truncation.reset()
     assert minilm.truncation.report() == "truncated 0 of 0 texts to ? tokens (0 tokens dropped)"
 

@@ -141,7 +141,7 @@ def run_training(training: Training, seed: int, folder: Path, context: Context) 
         context.eval_texts,
     )
     trained = time.perf_counter()
-    encoder = Encoder.from_pretrained(tuned.model_dir)
+    encoder = Encoder.from_pretrained(tuned.model_dir, max_length=demo.config.eval_max_length)
     evals = {dim_key(d): evaluate(encoder, context.eval_data, d) for d in training.dims}
     result = {
         "training": dataclasses.asdict(training),

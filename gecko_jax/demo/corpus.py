@@ -13,10 +13,10 @@ import numpy as np
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
 from gecko_jax.fret.passages import Passage, prepare_passages, read_passages_jsonl
 
-# Seed passages are cut to this many characters (about 130 MiniLM tokens) before prompting: the
-# student reads 128 passage tokens, so a query about text past that would label a positive whose
-# answer it never sees, and every extra character is LLM prefill in generation and scoring.
-MAX_PASSAGE_CHARS = 600
+# Seed passages are cut to this many characters (about 100 MiniLM tokens) before prompting: the
+# demo's student reads 96 passage tokens, so a query about text past that would label a positive
+# whose answer it never sees, and every extra character is LLM prefill in generation and scoring.
+MAX_PASSAGE_CHARS = 450
 
 
 def wiki_seed_passages(

@@ -76,14 +76,20 @@ def _seed_passages(config: DemoConfig, out: Path, exclude: set[str], say: Say) -
 
 
 def evaluate_model(
-    name: str, model: Path, eval_data: Mapping[str, Mapping[str, Any]], out: Path, say: Say
+    name: str,
+    model: Path,
+    eval_data: Mapping[str, Mapping[str, Any]],
+    out: Path,
+    say: Say,
+    max_length: int | None = None,
 ) -> dict[str, Any]:
-    """Suite results for one model, cached as ``out/eval/NAME.json``."""
+    """Suite results for one model (texts cut to ``max_length`` tokens, None: the model's
+    own limit), cached as ``out/eval/NAME.json``."""
     path = out / "eval" / f"{name}.json"
     if path.exists():
         return json.loads(path.read_text())["results"]
     started = time.perf_counter()
-    encoder = Encoder.from_pretrained(model)
+    encoder = Encoder.from_pretrained(model, max_length=max_length)
     results = {task: evaluate_task(encoder, task, data) for task, data in eval_data.items()}
     seconds = time.perf_counter() - started
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,9 +179,11 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print) -> dict[str,
 
     say(f"[4/5] evaluating the base model and {len(tuned)} fine-tuned models")
     stage = time.perf_counter()
-    base_results = evaluate_model("base", base_model, eval_data, out, say)
+    base_results = evaluate_model("base", base_model, eval_data, out, say, config.eval_max_length)
     seed_results = [
-        evaluate_model(f"seed_{seed}", result.model_dir, eval_data, out, say)
+        evaluate_model(
+            f"seed_{seed}", result.model_dir, eval_data, out, say, config.eval_max_length
+        )
         for seed, result in tuned.items()
     ]
     rows = summarize(base_results, seed_results)

@@ -1,5 +1,7 @@
 """``gecko-fret generate|mine|all --passages FILE.jsonl --out DIR``: build a FRet data set.
 
+``--passages wiki:N`` takes the first N bundled Wikipedia extracts (by id) instead of a file.
+
 Settings come from gin (``--gin_file gin_configs/fret/...``, ``--gin_param``) bound to
 ``gecko.GenerateConfig``, ``gecko.MineConfig`` and ``gecko.fret_run``; flags given on the
 command line override them.
@@ -37,6 +39,22 @@ def fret_run(
     return {"llm": llm, "encoder": encoder, "max_passages": max_passages, "max_chars": max_chars}
 
 
+WIKI_PREFIX = "wiki:"
+
+
+def passages_arg(value: str) -> str | list[dict[str, str]]:
+    """A JSONL path, or ``wiki:N``: the first N bundled Wikipedia extracts as passages."""
+    if not value.startswith(WIKI_PREFIX):
+        return value
+    from gecko_jax.data.wiki_extracts import load_wiki_extracts
+
+    count = value.removeprefix(WIKI_PREFIX)
+    if not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected wiki:N with N >= 1, got {value!r}")
+    articles = sorted(load_wiki_extracts(), key=lambda a: a.id)[: int(count)]
+    return [{"id": a.id, "title": a.title, "text": a.text} for a in articles]
+
+
 def _default_llm() -> str:
     from gecko_jax.assets import smollm2_gguf_path
 
@@ -51,7 +69,12 @@ def _override(config: Any, **flags: Any) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gecko-fret", description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=(*STAGES, "all"))
-    parser.add_argument("--passages", required=True, help="JSONL of {id, title, text}")
+    parser.add_argument(
+        "--passages",
+        required=True,
+        type=passages_arg,
+        help="JSONL of {id, title, text}, or wiki:N for N bundled Wikipedia extracts",
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--llm", help="LLM spec (default: jax:<SmolLM2 GGUF>)")
     parser.add_argument("--encoder", help="encoder folder (default: MiniLM)")

@@ -156,6 +156,9 @@ _PAIR_PREFIX = re.compile(
     r'\{\s*"task"\s*:\s*' + _STRING + r'\s*,\s*"query"\s*:\s*' + _STRING + r"\s*,"
 )
 _QUERY_PREFIX = re.compile(r'\{\s*"query"\s*:\s*' + _STRING + r"\s*,")
+# A lone query with unescaped quotes inside (``{"query": "The term "x" means y"}``), or a bare
+# JSON string: small models write both; the outermost quotes delimit the query.
+_LOOSE_QUERY = re.compile(r'^\s*(?:\{\s*"query"\s*:\s*)?"(.+)"\s*\}?\s*$', re.DOTALL)
 
 
 def _pair(task: Any, query: Any) -> tuple[str, str] | None:
@@ -180,7 +183,8 @@ def parse_generation(text: str, task: str | None = None) -> tuple[str, str] | No
             return pair
     prefix = (_PAIR_PREFIX if task is None else _QUERY_PREFIX).search(text)
     if prefix is None:
-        return None
+        loose = _LOOSE_QUERY.match(text) if task is not None else None
+        return _pair(task, loose.group(1)) if loose else None
     try:
         fields = [json.loads(f'"{group}"') for group in prefix.groups()]
     except json.JSONDecodeError:

@@ -53,6 +53,12 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+# Prompt rests in generation round up to this many tokens at least: a generation compiles two
+# programs (prefill, decode loop) per shape, each about 10 s on 2 CPU cores for SmolLM2, so a
+# few more padded prompt tokens cost less than another shape.
+GENERATE_LENGTH_STEP = 64
+
+
 def _bucket(n: int, min_step: int) -> int:
     """``n`` rounded up to a step of an eighth of its octave, and at least ``min_step``."""
     return _round_up(n, max(min_step, 1 << max(0, (n - 1).bit_length() - 4)))
@@ -390,21 +396,23 @@ class JaxLLM(LLM):
         return ids[len(ids) - budget :]
 
     def _layout(
-        self, rows: list[list[int]], limit: int, cap: int
+        self, rows: list[list[int]], limit: int, cap: int, min_step: int = 0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A batch as a shared prefix ``[1, C]`` plus left-padded rest ``[batch bucket, T]``.
 
         The prefix is the longest token prefix all rows share (batches of two or more; at most
         ``limit``, rounded down to ``length_bucket``): FRet's few-shot prompts are identical
         for every passage, so their keys and values are computed once per batch, not per row.
-        ``T`` is the bucketed longest rest, at most ``cap - C``. Filler rows repeat the last row.
+        ``T`` is the bucketed longest rest (steps of at least ``min_step``), at most ``cap - C``.
+        Filler rows repeat the last row.
         """
         shared = 0
         if len(rows) > 1:
             common = min(_common_prefix(rows), limit)
             shared = common // self.length_bucket * self.length_bucket
         rest = [ids[shared:] for ids in rows]
-        length = min(_bucket(max(map(len, rest)), self.length_bucket), cap - shared)
+        step = max(self.length_bucket, min_step)
+        length = min(_bucket(max(map(len, rest)), step), cap - shared)
         tokens = np.zeros((_batch_bucket(len(rest)), length), np.int32)
         mask = np.zeros_like(tokens)
         for i in range(len(tokens)):
@@ -432,7 +440,9 @@ class JaxLLM(LLM):
         results: list[Generation | None] = [None] * len(rows)
         for batch in _batches(rows, self.batch_size):
             ids = [r.ids for r in batch]
-            prefix, tokens, mask = self._layout(ids, min(map(len, ids)) - 1, budget)
+            prefix, tokens, mask = self._layout(
+                ids, min(map(len, ids)) - 1, budget, GENERATE_LENGTH_STEP
+            )
             keys = [_row_key(seed, texts[row.index]) for row in batch]
             keys += keys[:1] * (len(tokens) - len(batch))
             out = self._decode_batch(prefix, tokens, mask, jnp.stack(keys), max_tokens, temperature)
