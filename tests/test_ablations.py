@@ -199,7 +199,7 @@ def ablation_run(tiny_demo, tmp_path_factory):
 
 
 def test_miniature_table_rows_come_from_the_evaluators(ablation_run):
-    _, out, _ = ablation_run
+    demo, out, _ = ablation_run
     result = json.loads((out / "results.json").read_text())
     assert [c["name"] for c in result["plan"]["cells"]] == ["baseline", "seed_none"]
     assert result["environment"]["packages"]["jax"]
@@ -217,7 +217,10 @@ def test_miniature_table_rows_come_from_the_evaluators(ablation_run):
     table = (out / "table.md").read_text()
     assert "| seed_none | full | baseline |" in table and f"{row['mean']:.4f} ± 0.0000" in table
     # One number recomputed with the evaluator from the saved model.
-    model = Encoder.from_pretrained(out / "runs" / RUNS["seed_none"] / "seed_0/train/best_model")
+    max_length = json.loads((demo / "results.json").read_text())["config"]["eval_max_length"]
+    model = Encoder.from_pretrained(
+        out / "runs" / RUNS["seed_none"] / "seed_0/train/best_model", max_length=max_length
+    )
     data = load_task("wiki_retrieval", None, TINY_DEMO_EVAL_LIMIT, 0)
     recomputed = evaluate_task(model, "wiki_retrieval", data)["ndcg@10"]
     assert recomputed == pytest.approx(row["mean"], abs=1e-6)

@@ -25,10 +25,13 @@ def test_demo_table_comes_from_the_evaluators(tiny_demo):
     assert ("wiki_retrieval", "ndcg@10") in table
     # Recompute one cell of each column with the evaluators, from the saved models.
     data = load_task("wiki_retrieval", None, TINY_DEMO_EVAL_LIMIT, 0)
-    base = evaluate_task(Encoder.from_pretrained(result["base_model"]), "wiki_retrieval", data)
-    seed_1 = evaluate_task(
-        Encoder.from_pretrained(out / "train" / "seed_1" / "best_model"), "wiki_retrieval", data
+    max_length = result["config"]["eval_max_length"]
+    base_model = Encoder.from_pretrained(result["base_model"], max_length=max_length)
+    base = evaluate_task(base_model, "wiki_retrieval", data)
+    seed_1_model = Encoder.from_pretrained(
+        out / "train" / "seed_1" / "best_model", max_length=max_length
     )
+    seed_1 = evaluate_task(seed_1_model, "wiki_retrieval", data)
     row = table[("wiki_retrieval", "ndcg@10")]
     assert row["base"] == pytest.approx(base["ndcg@10"], abs=1e-6)
     assert row["per_seed"][1] == pytest.approx(seed_1["ndcg@10"], abs=1e-6)

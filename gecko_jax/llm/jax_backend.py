@@ -104,8 +104,8 @@ def _prefill(
 
 
 # Without YNNPACK fusions, XLA:CPU ran our prefill and scoring programs about 1.3x faster, and
-# decode steps about 1.4x slower (SmolLM2-135M, benchmarks/RESULTS.md): so only the programs that
-# run whole prompts drop them.
+# decode steps about 1.4x slower (SmolLM2-135M, 2 cores, benchmarks/llm_cpu.py): so only the
+# programs that run whole prompts drop them.
 _NO_LIBRARY_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
