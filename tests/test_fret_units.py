@@ -196,3 +196,17 @@ def test_generate_retries_once_filters_and_counts():
 
 def test_word_overlap():
     assert word_overlap("Cat, dog!", "the cat") == 0.5 and word_overlap("", "x") == 0.0
+
+
+def test_passages_flag_takes_a_file_or_bundled_wikipedia():
+    import argparse
+
+    from gecko_jax.fret.cli import passages_arg
+
+    assert passages_arg("corpus.jsonl") == "corpus.jsonl"
+    records = passages_arg("wiki:3")
+    assert len(records) == 3 and all(r["id"] and r["title"] and r["text"] for r in records)
+    assert prepare_passages(records, max_chars=100)[1]["kept"] == 3
+    for bad in ("wiki:", "wiki:0", "wiki:x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="wiki:N"):
+            passages_arg(bad)
