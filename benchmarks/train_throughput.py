@@ -19,6 +19,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,15 +62,18 @@ def flops_per_sequence(cfg: EncoderConfig, length: int) -> float:
     return 3.0 * (dense + attention)
 
 
-def time_ours(
+def build_step(
     encoder: EncoderConfig,
     pairs: int,
     length: int,
-    steps: int,
     attention: str,
+    mesh: jax.sharding.Mesh,
     chunk: int | None = None,
-) -> float:
-    """Seconds per train step, averaged over ``steps`` after two warm-up steps."""
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """(jitted train step, initial state, device batch) for full-length random tokens.
+
+    Call it inside ``mesh_context(mesh)``.
+    """
     model = DualEncoderConfig(
         encoder,
         mrl_dims=(min(768, encoder.hidden_size), 32),
@@ -84,22 +88,30 @@ def time_ours(
         learning_rate=1e-5,
         gradcache_chunk_size=chunk,
     )
-    mesh = create_mesh(MeshConfig(data=-1))
     optimizer = make_optimizer(config)
+    state = init_state(config, optimizer, mesh, jax.random.key(0))
+    shardings = state_shardings(config, optimizer, mesh)
+    step = jax.jit(
+        make_train_step(config, optimizer, learning_rate_schedule(config), num_batch_shards(mesh)),
+        in_shardings=(shardings, batch_sharding(mesh)),
+        donate_argnums=0,
+    )
+    features = random_token_features(pairs, length, length, encoder.vocab_size, full_length=True)
+    return step, state, jax.device_put(features, batch_sharding(mesh))
+
+
+def time_ours(
+    encoder: EncoderConfig,
+    pairs: int,
+    length: int,
+    steps: int,
+    attention: str,
+    chunk: int | None = None,
+) -> float:
+    """Seconds per train step, averaged over ``steps`` after two warm-up steps."""
+    mesh = create_mesh(MeshConfig(data=-1))
     with mesh_context(mesh):
-        state = init_state(config, optimizer, mesh, jax.random.key(0))
-        shardings = state_shardings(config, optimizer, mesh)
-        step = jax.jit(
-            make_train_step(
-                config, optimizer, learning_rate_schedule(config), num_batch_shards(mesh)
-            ),
-            in_shardings=(shardings, batch_sharding(mesh)),
-            donate_argnums=0,
-        )
-        features = random_token_features(
-            pairs, length, length, encoder.vocab_size, full_length=True
-        )
-        batch = jax.device_put(features, batch_sharding(mesh))
+        step, state, batch = build_step(encoder, pairs, length, attention, mesh, chunk)
         for _ in range(2):  # compile and warm up
             state, metrics = step(state, batch)
         jax.block_until_ready(metrics["loss"])
@@ -128,6 +140,7 @@ def time_sentence_transformers(
         num_hidden_layers=encoder.num_layers,
         num_attention_heads=encoder.num_heads,
         intermediate_size=encoder.intermediate_size,
+        hidden_act=encoder.hidden_act,
         max_position_embeddings=max(512, length),
     )
     BertModel(hf_config).save_pretrained(folder)
@@ -189,7 +202,13 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny shapes on CPU (smoke test)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--attention", default=None, help="xla or cudnn (default: cudnn on GPU)")
-    parser.add_argument("--gradcache-pairs", type=int, default=8192)
+    parser.add_argument("--gradcache-pairs", type=int, default=8192, help="0: skip GradCache")
+    parser.add_argument(
+        "--shapes", default=None, help="LENGTHxPAIRS,... (default: 128x128,512x32; --tiny: small)"
+    )
+    parser.add_argument(
+        "--hidden-act", default=None, help="override BERT's exact-erf GELU (e.g. gelu_new: tanh)"
+    )
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -197,7 +216,11 @@ def main() -> None:
     on_gpu = jax.devices()[0].platform == "gpu"
     attention = args.attention or ("cudnn" if on_gpu else "xla")
     encoder = TINY if args.tiny else get_named_config("bert_base").encoder
+    if args.hidden_act:
+        encoder = dataclasses.replace(encoder, hidden_act=args.hidden_act)
     shapes = [(128, 16), (32, 8)] if args.tiny else [(128, 128), (512, 32)]
+    if args.shapes:
+        shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
     peak = matmul_peak_tflops(1024 if args.tiny else 8192)
     device = jax.devices()[0].device_kind
     print(
@@ -244,15 +267,18 @@ def main() -> None:
         pairs = 64 if args.tiny else args.gradcache_pairs
         chunk = 16 if args.tiny else 512
         seconds = time_ours(encoder, pairs, 128 if not args.tiny else 32, 1, attention, chunk)
+        peak_bytes = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
         results["gradcache"] = {
             "pairs": pairs,
             "chunk": chunk,
             "seconds_per_step": seconds,
             "seq_per_s": 3 * pairs / seconds,
+            "peak_gib": None if peak_bytes is None else peak_bytes / 2**30,
         }
+        memory = "" if peak_bytes is None else f", peak device memory {peak_bytes / 2**30:.1f} GiB"
         print(
             f"GradCache: {pairs} pairs/step (chunks of {chunk}) -> {seconds:.2f} s/step, "
-            f"{3 * pairs / seconds:.0f} seq/s",
+            f"{3 * pairs / seconds:.0f} seq/s{memory}",
             flush=True,
         )
     if args.out:

@@ -204,8 +204,11 @@ def test_miniature_table_rows_come_from_the_evaluators(ablation_run):
     assert [c["name"] for c in result["plan"]["cells"]] == ["baseline", "seed_none"]
     assert result["environment"]["packages"]["jax"]
     rows = {(r["cell"], r["task"], r["metric"]): r for r in result["rows"]}
+    steps = json.loads((demo / "results.json").read_text())["config"]["steps"]
     for cell, key in RUNS.items():
         saved = json.loads((out / "runs" / key / "seed_0" / "result.json").read_text())
+        # A fixed budget: every run keeps its last step, never the unchanged base model.
+        assert (saved["model_selection"], saved["best_step"]) == ("last", steps)
         metrics = saved["evals"]["full"]["wiki_retrieval"]
         assert {m: rows[cell, "wiki_retrieval", m]["per_seed"] for m in metrics} == {
             m: [value] for m, value in metrics.items()
@@ -251,3 +254,9 @@ def test_miniature_rerun_resumes_without_training(ablation_run):
     after = json.loads((out / "results.json").read_text())
     # Same timings too: every run was read back, none trained or evaluated again.
     assert after["rows"] == before["rows"] and after["runs"] == before["runs"]
+
+
+def test_rerun_with_another_model_selection_is_refused(ablation_run):
+    _, _, argv = ablation_run
+    with pytest.raises(ValueError, match="another --out"):
+        main([*argv, "--gin_param", "gecko.AblationPlan.model_selection = 'heldout'"])

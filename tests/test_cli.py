@@ -39,6 +39,12 @@ def test_demo_table_comes_from_the_evaluators(tiny_demo):
     # The FRet data is real: every record's positive is one of its candidates.
     records = [json.loads(line) for line in _lines(out / "fret" / "fret.jsonl")]
     assert records and all(r["positive"]["id"] in r["candidate_ids"] for r in records)
+    # Only training passages' queries were reranked; held-out ones score their own passage.
+    splits = json.loads((out / "splits.json").read_text())
+    assert {r["seed_id"] for r in records} <= set(splits["train"])
+    assert result["fret"]["mine"]["mined_passages"] == len(splits["train"])
+    # A fixed budget by default: every seed keeps its last step.
+    assert {r["best_step"] for r in result["fine_tune"].values()} == {result["config"]["steps"]}
     for name in ("training", "rank_changes", "positive_changed"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 5000
     exported = Encoder.from_pretrained(out / "model")

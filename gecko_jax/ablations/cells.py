@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from gecko_jax.demo.config import MODEL_SELECTIONS
 from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
 from gecko_jax.fret.mine import SCORERS
 
@@ -101,6 +102,10 @@ class AblationPlan:
 
     cells: tuple[AblationCell, ...]
     seeds: tuple[int, ...] = (0, 1, 2)
+    # "last": every run trains the demo's full step budget and keeps its final parameters, so
+    # cells differ only in what they ablate; "heldout": the demo's early stopping, which can
+    # hand back the unchanged base model and hide a difference.
+    model_selection: str = "last"
 
     def __post_init__(self) -> None:
         names = [cell.name for cell in self.cells]
@@ -108,6 +113,10 @@ class AblationPlan:
             raise ValueError(f"cell names must be unique, got {names}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
+        if self.model_selection not in MODEL_SELECTIONS:
+            raise ValueError(
+                f"model_selection must be one of {MODEL_SELECTIONS}, got {self.model_selection!r}"
+            )
         unknown = {cell.reference for cell in self.cells} - set(names)
         if unknown:
             raise ValueError(f"references to cells not in the plan: {sorted(unknown)}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ from gecko_jax.ablations.cells import AblationPlan, Training, dim_key
 from gecko_jax.ablations.labels import changed_share, relabel
 from gecko_jax.ablations.report import environment, format_table, summarize
 from gecko_jax.demo.config import DemoConfig
-from gecko_jax.demo.finetune import HeldoutRetrieval, fine_tune
-from gecko_jax.demo.run import eval_sets, eval_texts_of
+from gecko_jax.demo.finetune import HeldoutRetrieval, fine_tune, heldout_queries
+from gecko_jax.demo.run import Say, eval_sets, eval_texts_of, print_progress
 from gecko_jax.encoder import Encoder, read_model_folder
 from gecko_jax.evaluation.suite import evaluate_task
 from gecko_jax.formats import DEFAULT_TEXT_FORMAT
@@ -35,7 +35,6 @@ from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.pipeline import FRET, read_jsonl, write_jsonl
 
 RESULT = "result.json"
-Say = Callable[[str], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +45,7 @@ class DemoRun:
     base_model: Path
     passages: list[Passage]
     train_records: list[dict[str, Any]]
-    heldout_records: list[dict[str, Any]]
+    heldout_queries: list[dict[str, Any]]
 
 
 def load_demo(folder: str | Path) -> DemoRun:
@@ -65,7 +64,7 @@ def load_demo(folder: str | Path) -> DemoRun:
         base_model=Path(results["base_model"]),
         passages=[Passage(**row) for row in read_jsonl(folder / "passages.jsonl")],
         train_records=[r for r in records if r["seed_id"] not in heldout],
-        heldout_records=[r for r in records if r["seed_id"] in heldout],
+        heldout_queries=heldout_queries(folder / "fret", heldout),
     )
 
 
@@ -123,10 +122,17 @@ class Context:
 
 def run_training(training: Training, seed: int, folder: Path, context: Context) -> dict[str, Any]:
     """Relabel, fine-tune and evaluate one (training, seed) in ``folder``; cached there."""
+    demo = context.demo
+    selection = demo.config.model_selection
     cached = folder / RESULT
     if cached.exists():
-        return json.loads(cached.read_text())
-    demo = context.demo
+        result = json.loads(cached.read_text())
+        if result.get("model_selection", "heldout") != selection:
+            raise ValueError(
+                f"{cached} kept its model by {result.get('model_selection', 'heldout')!r}, this "
+                f"plan by {selection!r}: write to another --out folder"
+            )
+        return result
     folder.mkdir(parents=True, exist_ok=True)
     train_file = folder / "fret_train.jsonl"
     write_jsonl(train_file, relabel(demo.train_records, context.passages, training.labels, seed))
@@ -146,6 +152,7 @@ def run_training(training: Training, seed: int, folder: Path, context: Context) 
     result = {
         "training": dataclasses.asdict(training),
         "seed": seed,
+        "model_selection": selection,
         "model_dir": str(tuned.model_dir),
         "best_step": tuned.best_step,
         "best_heldout_mrr@10": tuned.best_heldout,
@@ -178,17 +185,20 @@ def label_changes(plan: AblationPlan, context: Context) -> dict[str, float]:
 
 
 def run_ablations(
-    plan: AblationPlan, demo_folder: str | Path, out: str | Path, say: Say = print
+    plan: AblationPlan, demo_folder: str | Path, out: str | Path, say: Say = print_progress
 ) -> dict[str, Any]:
     """Run (or resume) ``plan`` on the demo in ``demo_folder``; returns ``out/results.json``."""
     out = Path(out)
     started = time.perf_counter()
     demo = load_demo(demo_folder)
+    demo = dataclasses.replace(
+        demo, config=dataclasses.replace(demo.config, model_selection=plan.model_selection)
+    )
     eval_data = eval_sets(demo.config)
     context = Context(
         demo=demo,
         passages={p.id: p for p in demo.passages},
-        heldout=HeldoutRetrieval(demo.heldout_records, demo.passages),
+        heldout=HeldoutRetrieval(demo.heldout_queries, demo.passages),
         eval_data=eval_data,
         eval_texts=eval_texts_of(eval_data),
         full_dim=read_model_folder(demo.base_model)[0].output_dim,
@@ -205,8 +215,8 @@ def run_ablations(
             say(f"[{number}/{len(trainings)}] {training.key} seed {seed}")
             runs[training, seed] = result = run_training(training, seed, folder, context)
             say(
-                f"      best held-out MRR@10 {result['best_heldout_mrr@10']:.4f} at step "
-                f"{result['best_step']}; {result['train_seconds']:.0f} s training, "
+                f"      kept step {result['best_step']} (held-out MRR@10 "
+                f"{result['best_heldout_mrr@10']:.4f}); {result['train_seconds']:.0f} s training, "
                 f"{result['eval_seconds']:.0f} s evaluating"
             )
     cell_runs = {

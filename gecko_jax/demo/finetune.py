@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from gecko_jax.encoder import Encoder, read_model_folder
 from gecko_jax.evaluation.retrieval import exact_top_k, single_relevant_metrics
 from gecko_jax.fret.mine import embed_queries
 from gecko_jax.fret.passages import Passage
+from gecko_jax.fret.pipeline import GENERATED, read_jsonl
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.training.config import TrainConfig
 from gecko_jax.training.early_stopping import EarlyStopping
@@ -37,22 +38,31 @@ BEST_MODEL = "best_model"
 
 @dataclasses.dataclass(frozen=True)
 class FineTuneResult:
+    """The kept model: best on the held-out queries, or the last step (``model_selection``)."""
+
     model_dir: Path
     best_step: int
     best_heldout: float
     history: list[dict[str, float]]
 
 
+def heldout_queries(fret_dir: Path, heldout_ids: Collection[str]) -> list[dict[str, Any]]:
+    """The generated (task, query, passage_id) rows of the held-out passages."""
+    heldout = set(heldout_ids)
+    return [row for row in read_jsonl(fret_dir / GENERATED) if row["passage_id"] in heldout]
+
+
 class HeldoutRetrieval:
-    """MRR@10 of held-out FRet queries for their seed passages among all, for early stopping."""
+    """MRR@10 of held-out generated queries for the passages they were written from, searched
+    among all seed passages: the demo's model selection and report."""
 
     def __init__(self, rows: Sequence[Mapping[str, Any]], passages: Sequence[Passage]):
         if not rows:
-            raise ValueError("no held-out FRet rows: use more seed passages")
+            raise ValueError("no held-out FRet queries: use more seed passages")
         self.rows = list(rows)
         self.passages = list(passages)
         position = {p.id: i for i, p in enumerate(self.passages)}
-        self.targets = np.array([position[row["seed_id"]] for row in self.rows])
+        self.targets = np.array([position[row["passage_id"]] for row in self.rows])
 
     def __call__(self, encoder: Encoder) -> dict[str, float]:
         queries = embed_queries(encoder, self.rows)
@@ -130,14 +140,25 @@ def fine_tune(
     def encoder_for(params: Any) -> Encoder:
         return Encoder(inference_config, params, base.tokenizer, base.tokenizer_file)
 
+    evaluated: dict[int, dict[str, float]] = {}
+
     def evaluate(params: Any, step: int) -> dict[str, float]:
-        metrics = heldout(encoder_for(params))
+        evaluated[step] = metrics = heldout(encoder_for(params))
         logger.info("seed %d step %d held-out %s", seed, step, metrics)
         return metrics
 
     def keep_best(params: Any, step: int) -> None:
         encoder_for(params).save_pretrained(workdir / BEST_MODEL)
 
+    if config.model_selection == "last":
+        # A fixed budget: held-out evaluations are only reported, the final parameters kept.
+        trained = train(train_config, batcher.batch, workdir, eval_fn=evaluate)
+        step = int(trained.state.step)
+        final = evaluated.get(step) or evaluate(trained.state.params, step)
+        value = final[HELDOUT_METRIC]
+        keep_best(trained.state.params, step)
+        history = [{"step": s, "value": m[HELDOUT_METRIC]} for s, m in sorted(evaluated.items())]
+        return FineTuneResult(workdir / BEST_MODEL, step, value, history)
     stopper = EarlyStopping(HELDOUT_METRIC, config.patience, keep_best)
     train(train_config, batcher.batch, workdir, eval_fn=evaluate, early_stopping=stopper)
     best = stopper.best

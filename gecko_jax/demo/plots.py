@@ -34,7 +34,7 @@ def plot_training(workdirs: Mapping[int, Path], out: Path) -> Path:
         if evals:
             eval_axis.plot(*zip(*evals, strict=True), marker="o", label=f"seed {seed}")
     loss_axis.set(title="training loss", xlabel="step", ylabel="Gecko loss")
-    eval_axis.set(title="held-out FRet MRR@10 (early stopping)", xlabel="step", ylabel="MRR@10")
+    eval_axis.set(title="held-out FRet MRR@10", xlabel="step", ylabel="MRR@10")
     for axis in (loss_axis, eval_axis):
         axis.legend()
         axis.grid(alpha=0.3)

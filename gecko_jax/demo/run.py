@@ -24,7 +24,7 @@ from typing import Any
 from gecko_jax.demo import plots
 from gecko_jax.demo.config import DemoConfig
 from gecko_jax.demo.corpus import file_seed_passages, split_heldout, wiki_seed_passages
-from gecko_jax.demo.finetune import HeldoutRetrieval, fine_tune
+from gecko_jax.demo.finetune import HeldoutRetrieval, fine_tune, heldout_queries
 from gecko_jax.demo.report import format_summary, summarize
 from gecko_jax.encoder import Encoder
 from gecko_jax.evaluation.suite import evaluate_task, load_task
@@ -36,6 +36,11 @@ from gecko_jax.fret.pipeline import FRET, read_jsonl, run_fret, write_jsonl
 logger = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
+
+
+def print_progress(line: str) -> None:
+    """Progress lines reach a log file or a pipe as they happen, not when a buffer fills."""
+    print(line, flush=True)
 
 
 def eval_sets(config: DemoConfig) -> dict[str, dict[str, Any]]:
@@ -98,7 +103,7 @@ def evaluate_model(
     return results
 
 
-def run_demo(config: DemoConfig, out: str | Path, say: Say = print) -> dict[str, Any]:
+def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> dict[str, Any]:
     """Run (or resume) the demo into ``out``; returns what ``results.json`` holds."""
     from gecko_jax.assets import minilm_path, smollm2_gguf_path
 
@@ -138,12 +143,13 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print) -> dict[str,
             k_th=min(config.num_candidates, len(passages)),
             seed=config.corpus_seed,
         ),
+        mine_only=train_ids,  # held-out queries are scored against their own passage
     )
     records = read_jsonl(out / "fret" / FRET)
     heldout_set = set(heldout_ids)
     train_file = out / "fret" / "fret_train.jsonl"
     write_jsonl(train_file, [r for r in records if r["seed_id"] not in heldout_set])
-    heldout = HeldoutRetrieval([r for r in records if r["seed_id"] in heldout_set], passages)
+    heldout = HeldoutRetrieval(heldout_queries(out / "fret", heldout_ids), passages)
     generated, mined = manifest.get("generate", {}), manifest.get("mine", {})
     say(
         f"      {len(records)} FRet examples; mean query-passage word overlap "

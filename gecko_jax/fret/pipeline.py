@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,13 @@ def run_fret(
     max_chars: int = 2000,
     generate_config: GenerateConfig | None = None,
     mine_config: MineConfig | None = None,
+    mine_only: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Run the FRet ``stages`` into ``out_dir`` and return the manifest.
+
+    ``mine_only`` (passage ids): mine only the queries generated from these passages. The
+    others keep just their generated query, for example held-out queries whose target is their
+    own passage, which need no LLM reranking. Every passage stays in the retrieval corpus.
 
     ``llm`` is a ``load_llm`` spec or a backend (wrapped in the output folder's cache unless
     already cached); ``encoder`` an :class:`~gecko_jax.encoder.Encoder` or a model folder
@@ -117,12 +122,16 @@ def run_fret(
         if not (out / GENERATED).exists():
             raise FileNotFoundError(f"{out / GENERATED} is missing: run the generate stage first")
         start = time.perf_counter()
-        records_out, stats = mine(
-            cached, _encoder(encoder), prepared, read_jsonl(out / GENERATED), mine_config
-        )
+        generated = read_jsonl(out / GENERATED)
+        if mine_only is not None:
+            keep = set(mine_only)
+            generated = [row for row in generated if row["passage_id"] in keep]
+        records_out, stats = mine(cached, _encoder(encoder), prepared, generated, mine_config)
         write_jsonl(out / FRET, records_out)
         timings["mine"] = time.perf_counter() - start
         manifest["mine"] = {"config": dataclasses.asdict(mine_config), **stats}
+        if mine_only is not None:
+            manifest["mine"]["mined_passages"] = len(set(mine_only))
 
     save()
     return manifest

@@ -10,7 +10,6 @@ shrink the set of negatives to the microbatch.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -39,15 +38,35 @@ class TrainState:
 
 
 def embed_batch(params: Any, batch: Batch, config: TrainConfig) -> Embeddings:
-    """Query, positive and (optionally) hard-negative embeddings from the shared tower."""
+    """Query, positive and (optionally) hard-negative embeddings from the shared tower.
+
+    Towers of the same sequence length share one forward pass (positive and negative always,
+    the query too when its length matches): fewer, larger kernels on accelerators. Rows are
+    interleaved per example, ``[B, towers, L] -> [B * towers, L]``, so a batch-sharded input
+    stays on its devices.
+    """
     model = DualEncoder(config.model)
-    apply = functools.partial(model.apply, {"params": params})
-    query = apply(batch["query_input_ids"], batch["query_attention_mask"])
-    positive = apply(batch["positive_input_ids"], batch["positive_attention_mask"])
-    negative = None
-    if config.use_hard_negatives:
-        negative = apply(batch["negative_input_ids"], batch["negative_attention_mask"])
-    return query, positive, negative
+    towers = (
+        ("query", "positive", "negative") if config.use_hard_negatives else ("query", "positive")
+    )
+    by_length: dict[int, list[str]] = {}
+    for tower in towers:
+        by_length.setdefault(batch[f"{tower}_input_ids"].shape[1], []).append(tower)
+    embeddings: dict[str, jax.Array] = {}
+    for group in by_length.values():
+        ids, mask = (
+            jnp.stack([batch[f"{tower}_{name}"] for tower in group], axis=1)
+            for name in ("input_ids", "attention_mask")
+        )
+        rows, count, length = ids.shape
+        out = model.apply(
+            {"params": params},
+            ids.reshape(rows * count, length),
+            mask.reshape(rows * count, length),
+        )
+        out = out.reshape(rows, count, -1)
+        embeddings.update({tower: out[:, i] for i, tower in enumerate(group)})
+    return embeddings["query"], embeddings["positive"], embeddings.get("negative")
 
 
 def loss_from_embeddings(
