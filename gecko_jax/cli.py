@@ -2,7 +2,7 @@
 
 ``gecko-jax demo`` runs the whole Gecko recipe at demo scale on CPU: FRet generation and
 LLM reranking with SmolLM2 over Wikipedia seed passages (or ``--passages FILE.jsonl``),
-fine-tuning all-MiniLM-L6-v2 on the result over several seeds with held-out early stopping,
+fine-tuning all-MiniLM-L6-v2 on the result over several seeds (scored on held-out queries),
 and a before/after table on STS-B, Banking77 and Wikipedia retrieval and clustering.
 Settings come from ``gecko.DemoConfig`` gin bindings, overridden by the flags given.
 """

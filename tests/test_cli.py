@@ -45,6 +45,7 @@ def test_demo_table_comes_from_the_evaluators(tiny_demo):
     assert result["fret"]["mine"]["mined_passages"] == len(splits["train"])
     # A fixed budget by default: every seed keeps its last step.
     assert {r["best_step"] for r in result["fine_tune"].values()} == {result["config"]["steps"]}
+    assert 0.0 <= result["heldout_base_mrr@10"] <= 1.0
     for name in ("training", "rank_changes", "positive_changed"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 5000
     exported = Encoder.from_pretrained(out / "model")

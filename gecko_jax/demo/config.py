@@ -19,7 +19,7 @@ class DemoConfig:
     num_passages: int = 64
     # Longer seed passages are cut (see corpus.MAX_PASSAGE_CHARS for why this length).
     max_passage_chars: int = MAX_PASSAGE_CHARS
-    # Share of the seed passages whose FRet examples are held out for early stopping.
+    # Share of the seed passages whose queries are held out: they score each fine-tune.
     heldout_fraction: float = 0.25
     corpus_seed: int = 0
     # FRet: the LLM (a load_llm spec; None: the offline SmolLM2) and its settings.

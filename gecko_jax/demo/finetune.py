@@ -1,11 +1,11 @@
-"""Fine-tune the student on FRet through the seqio FRet task, with held-out early stopping.
+"""Fine-tune the student on FRet through the seqio FRet task, scored on held-out queries.
 
 The training examples are the FRet rows of the training passages, read by a registered seqio
 task (``tasks.register_fret``) and batched by ``tasks.MixtureBatcher``, exactly as a large run
-reads them. The held-out rows score each evaluation: their queries search all seed passages for
+reads them. The held-out queries score each evaluation: they search all seed passages for
 the passage each was written from (MRR@10), a target that does not depend on the LLM reranker
-being right. The best parameters are kept as an export, so a killed run that resumes still
-knows them.
+being right. The kept parameters (the last step, or the best held-out step with early
+stopping) are written as an export, so a killed run that resumes still knows them.
 """
 
 from __future__ import annotations

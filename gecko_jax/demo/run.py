@@ -24,7 +24,12 @@ from typing import Any
 from gecko_jax.demo import plots
 from gecko_jax.demo.config import DemoConfig
 from gecko_jax.demo.corpus import file_seed_passages, split_heldout, wiki_seed_passages
-from gecko_jax.demo.finetune import HeldoutRetrieval, fine_tune, heldout_queries
+from gecko_jax.demo.finetune import (
+    HELDOUT_METRIC,
+    HeldoutRetrieval,
+    fine_tune,
+    heldout_queries,
+)
 from gecko_jax.demo.report import format_summary, summarize
 from gecko_jax.encoder import Encoder
 from gecko_jax.evaluation.suite import evaluate_task, load_task
@@ -120,7 +125,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
     passages = _seed_passages(config, out, eval_texts, say)
     train_ids, heldout_ids = split_heldout(passages, config.heldout_fraction, config.corpus_seed)
     (out / "splits.json").write_text(json.dumps({"train": train_ids, "heldout": heldout_ids}))
-    say(f"      {len(passages)} seed passages ({len(heldout_ids)} held out for early stopping)")
+    say(f"      {len(passages)} seed passages ({len(heldout_ids)} held out to score fine-tunes)")
     timings["setup"] = time.perf_counter() - started
 
     say(f"[2/5] FRet: queries, top-{config.num_candidates} candidates, LLM reranking ({llm})")
@@ -161,6 +166,8 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
 
     say(f"[3/5] fine-tuning {base_model.name} on FRet, seeds {list(config.seeds)}")
     stage = time.perf_counter()
+    base_heldout = heldout(Encoder.from_pretrained(base_model))[HELDOUT_METRIC]
+    say(f"      base model: held-out MRR@10 {base_heldout:.4f} ({len(heldout.rows)} queries)")
     tuned = {}
     for seed in config.seeds:
         result = fine_tune(
@@ -174,8 +181,8 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
         )
         tuned[seed] = result
         say(
-            f"      seed {seed}: best held-out MRR@10 {result.best_heldout:.4f} at step "
-            f"{result.best_step} (step 0 = the base model)"
+            f"      seed {seed}: kept step {result.best_step} (0 = the base model), held-out "
+            f"MRR@10 {result.best_heldout:.4f}"
         )
     best_seed = max(tuned, key=lambda s: tuned[s].best_heldout)
     export = out / "model"
@@ -210,6 +217,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
         "base_model": str(base_model),
         "llm": manifest.get("llm"),
         "fret": {"examples": len(records), "generate": generated, "mine": mined},
+        "heldout_base_mrr@10": base_heldout,
         "fine_tune": {
             str(s): {"best_step": r.best_step, "best_heldout_mrr@10": r.best_heldout}
             for s, r in tuned.items()
