@@ -60,9 +60,19 @@ def _demo_config(args: argparse.Namespace):
     return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
 
 
+def _use_compilation_cache(folder: Path) -> None:
+    """Keep XLA executables on disk: each fine-tuning seed and each evaluated model builds the
+    same programs again, and a resumed demo starts with them compiled."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from gecko_jax.demo import run_demo
 
+    _use_compilation_cache(Path(args.out) / "jax_cache")
     run_demo(_demo_config(args), args.out)
     return 0
 

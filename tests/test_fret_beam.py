@@ -44,6 +44,9 @@ def write_passages(path: Path, articles, extra_lines: tuple[str, ...] = ()) -> P
 
 def count_loads(patch: pytest.MonkeyPatch) -> list[str]:
     """The handler classes whose model loads from now on, one entry per load."""
+    # Models that an earlier pipeline in this process loaded stay shared until garbage
+    # collection frees them; a fresh table makes this run load its own, whenever gc runs.
+    patch.setattr(beam_handlers, "_HANDLES", {})
     loads: list[str] = []
     for handler in (beam_handlers._LLMHandler, beam_handlers.EncoderHandler):
 

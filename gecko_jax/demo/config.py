@@ -44,7 +44,7 @@ class DemoConfig:
     use_hard_negatives: bool = True
     query_length: int = 64
     passage_length: int = 96
-    eval_every: int = 5
+    eval_every: int = 10
     patience: int = 2
     # Which parameters a fine-tune keeps: "last", the final step of the fixed budget; or
     # "heldout", the best held-out MRR@10 of every eval_every steps (the starting point
