@@ -24,16 +24,19 @@ from tasks.feature_converter import FeatureConverter, FeatureLengths  # noqa: E4
 from tasks.fret import register_fret  # noqa: E402
 from tasks.input_pipeline import MixtureBatcher  # noqa: E402
 from tasks.registry import add_mixture  # noqa: E402
+from tasks.sts import StsPairSet, register_sts_pairs  # noqa: E402
 
 __all__ = [
     "ClassificationSet",
     "FeatureConverter",
     "FeatureLengths",
     "MixtureBatcher",
+    "StsPairSet",
     "add_mixture",
     "decontaminate",
     "register_defaults",
     "register_fret",
+    "register_sts_pairs",
 ]
 
 register_defaults()

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from gecko_jax.formats import DEFAULT_TEXT_FORMAT
 from tasks import rng
 from tasks.records import Record
 from tasks.registry import add_task
@@ -122,7 +123,10 @@ def triple_records(spec: ClassificationSet, rows: Iterator[dict], seed: int) -> 
 
 
 def register_classification_set(
-    spec: ClassificationSet, data_dir: str | None = None, seed: int = 0
+    spec: ClassificationSet,
+    data_dir: str | None = None,
+    seed: int = 0,
+    text_format: str = DEFAULT_TEXT_FORMAT,
 ) -> str:
     """Registers ``gecko_ft_cls_{name}``: hub rows, or local files under ``data_dir/name``."""
     folder = local_dir(data_dir, spec.name)
@@ -130,4 +134,14 @@ def register_classification_set(
         spec.task_name,
         lambda split: triple_records(spec, spec.table.rows(split, folder), seed),
         symmetric=True,
+        text_format=text_format,
     )
+
+
+def classification_set(name: str) -> ClassificationSet:
+    """The default set called ``name``."""
+    for spec in DEFAULT_CLASSIFICATION_SETS:
+        if spec.name == name:
+            return spec
+    known = [spec.name for spec in DEFAULT_CLASSIFICATION_SETS]
+    raise ValueError(f"no classification set {name!r}; known: {known}")

@@ -6,7 +6,8 @@ defaults at local data:
 
 - ``GECKO_DATA_DIR``: read the academic, classification and web pair sets from
   ``$GECKO_DATA_DIR/{name}/`` (``{split}.jsonl``; Banking77 ``{split}.csv``; FEVER in BEIR
-  layout) instead of the Hugging Face hub. The folder names are the sets' ``name`` fields.
+  layout; STS Benchmark's official ``stsbenchmark/sts-{split}.csv``) instead of the Hugging
+  Face hub. The folder names are the sets' ``name`` fields.
 - ``GECKO_FRET_FILES``: the glob of FRet files (default ``~/gecko_data/fret/*/fret.jsonl``).
 
 Call :func:`register_defaults` again to re-point them from Python (tests do, at fixtures).
@@ -33,6 +34,7 @@ from tasks.fret import register_fret
 from tasks.mixtures import MULTILINGUAL_SHARES, UNIFIED_SHARES, group_rates
 from tasks.pretrain import PAIR_SETS, register_pair_set, register_wiki_tasks
 from tasks.registry import add_mixture
+from tasks.sts import StsPairSet, register_sts_pairs
 
 FRET_TASK = "gecko_fret"
 DEFAULT_FRET_PATTERN = "~/gecko_data/fret/*/fret.jsonl"
@@ -60,7 +62,8 @@ def register_defaults(
     ``$GECKO_FRET_FILES`` (else ``DEFAULT_FRET_PATTERN``); ``seed`` fixes the classification
     triples. Mixtures: ``gecko_pre_finetune`` (the two Wikipedia pair tasks, equal rates),
     ``gecko_unified_finetune`` and ``..._multilingual`` (rates from ``shares``, see
-    :mod:`tasks.mixtures`), ``fret_only`` (the paper's zero-shot FRet-only model).
+    :mod:`tasks.mixtures`), ``fret_only`` (the paper's zero-shot FRet-only model). STS
+    Benchmark pairs (``gecko_ft_sts_stsb``, :mod:`tasks.sts`) are registered in no mixture.
     """
     data_dir = data_dir or os.environ.get("GECKO_DATA_DIR") or None
     fret_pattern = fret_pattern or os.environ.get("GECKO_FRET_FILES") or DEFAULT_FRET_PATTERN
@@ -74,6 +77,7 @@ def register_defaults(
     groups["classification"] = [
         register_classification_set(spec, data_dir, seed) for spec in classification_sets
     ]
+    register_sts_pairs(StsPairSet(), data_dir)  # In no mixture: the paper does not train on it.
     multilingual = groups.pop("miracl", [])
 
     add_mixture(PRE_FINETUNE, dict.fromkeys(wiki, 1.0))

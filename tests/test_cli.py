@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DEMO_SEED_PASSAGES, TINY_DEMO_EVAL_LIMIT
+from conftest import DEMO_SEED_PASSAGES, SHARED_DATA, TINY_DEMO_EVAL_LIMIT
 
 from gecko_jax import Encoder
 from gecko_jax.cli import main
@@ -43,6 +43,11 @@ def test_demo_table_comes_from_the_evaluators(tiny_demo):
     splits = json.loads((out / "splits.json").read_text())
     assert {r["seed_id"] for r in records} <= set(splits["train"])
     assert result["fret"]["mine"]["mined_passages"] == len(splits["train"])
+    # With the evaluation's data folder there, the symmetric sets join FRet, and the table
+    # marks the task they are in-domain for.
+    if (SHARED_DATA / "stsbenchmark").is_dir() and (SHARED_DATA / "banking77").is_dir():
+        assert result["training_mixture"] == {"fret_share": 0.5, "sets": ["banking77", "stsb"]}
+        assert any(line.startswith("stsb* ") for line in _lines(out / "table.txt"))
     # A fixed budget by default: every seed keeps its last step.
     assert {r["best_step"] for r in result["fine_tune"].values()} == {result["config"]["steps"]}
     assert 0.0 <= result["heldout_base_mrr@10"] <= 1.0

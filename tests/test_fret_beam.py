@@ -220,6 +220,44 @@ def test_cli_with_retries_equals_run_fret(
     assert len(beam["mine"]["shards"]) == 3 and beam["llm"]["backend"] == "openai"
 
 
+def test_joint_scoring_equals_run_fret(
+    tmp_path, openai_spec, minilm_dir, minilm_encoder, monkeypatch
+):
+    """``scoring="joint"``: one score-parts step gives both scores, as in ``mine``."""
+    spec, _ = openai_spec
+    passages = write_passages(tmp_path / "passages.jsonl", load_wiki_extracts()[::1000][:4])
+    mine_config = MineConfig(num_candidates=3, scoring="joint")
+    fret = run_fret(
+        passages,
+        tmp_path / "fret",
+        spec,
+        encoder=minilm_encoder,
+        max_chars=MAX_CHARS,
+        mine_config=mine_config,
+    )
+    rows: dict[str, int] = {"LLMScoreHandler": 0, "LLMScorePartsHandler": 0}
+    for handler in (beam_handlers.LLMScoreHandler, beam_handlers.LLMScorePartsHandler):
+
+        def counted(self, batch, *args, infer=handler.run_inference, **kwargs):
+            rows[type(self).__name__] += len(batch)
+            return infer(self, batch, *args, **kwargs)
+
+        monkeypatch.setattr(handler, "run_inference", counted)
+    config = BeamFretConfig(
+        passages=str(passages),
+        out_dir=str(tmp_path / "beam"),
+        llm=spec,
+        encoder=str(minilm_dir),
+        max_chars=MAX_CHARS,
+        mine=mine_config,
+        retrieval_shards=2,
+    )
+    beam = run(config, ["--runner", "DirectRunner"])
+    assert_same_output(tmp_path / "beam", tmp_path / "fret", beam, fret)
+    assert beam["mine"]["config"]["scoring"] == "joint"
+    assert rows == {"LLMScoreHandler": 0, "LLMScorePartsHandler": 3 * beam["mine"]["rows"]}
+
+
 def test_duplicate_ids_fail_before_any_model_loads(tmp_path, openai_spec, minilm_dir, monkeypatch):
     spec, server = openai_spec
     loads = count_loads(monkeypatch)

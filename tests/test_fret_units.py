@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,10 +11,14 @@ import pytest
 
 from gecko_jax.fret.fusion import ranks_from_scores, reciprocal_rank_fusion, select
 from gecko_jax.fret.generate import GenerateConfig, generate_queries, word_overlap
+from gecko_jax.fret.mine import JOINT_DESC, MineConfig, mine
 from gecko_jax.fret.passages import Passage, prepare_passages, read_passages_jsonl
 from gecko_jax.fret.prompts import (
+    JOINT_SEPARATOR,
     PROMPT_VERSION,
+    RC_LABEL,
     TASK_TYPES,
+    joint_context,
     parse_generation,
     prompt_hashes,
     ql_context,
@@ -101,6 +106,7 @@ def test_prompts_are_versioned_and_hashed():
         "query_generation_given_task",
         "query_likelihood",
         "relevance_classification",
+        "joint",
     }
     assert all(len(h) == 64 for h in hashes.values())
     messages = query_generation_messages("P", "fact checking")
@@ -112,6 +118,9 @@ def test_prompts_are_versioned_and_hashed():
     assert all(json.loads(m["content"]).keys() == {"task", "query"} for m in free[2::2])
     assert ql_context("P").endswith("Passage: P\nQuery:")
     assert rc_context("Q", "P").endswith("Passage: P\nQuery: Q\nRelevant:")
+    # Joint scoring's sequence ends as the RC prompt does, with the RC prompt's shots.
+    joint = joint_context("P") + " Q" + JOINT_SEPARATOR
+    assert joint.endswith(rc_context("Q", "P").split("\n\n", 1)[1])
 
 
 def test_prepare_passages_validates():
@@ -210,3 +219,82 @@ def test_passages_flag_takes_a_file_or_bundled_wikipedia():
     for bad in ("wiki:", "wiki:0", "wiki:x"):
         with pytest.raises(argparse.ArgumentTypeError, match="wiki:N"):
             passages_arg(bad)
+
+
+class LetterEncoder:
+    """Letter-count embeddings: enough to retrieve among a few passages."""
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        counts = [[t.lower().count(c) + 0.1 for c in string.ascii_lowercase] for t in texts]
+        x = np.asarray(counts, np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def encode_queries(self, texts: Sequence[str], task: str) -> np.ndarray:
+        return self._embed(texts)
+
+    def encode_documents(self, texts: Sequence[str], titles: Sequence[str]) -> np.ndarray:
+        return self._embed(texts)
+
+
+class LengthScorer(ScriptedLLM):
+    """Scores from the texts' lengths (so they differ per pair and per prompt); counts calls."""
+
+    def __init__(self):
+        super().__init__({})
+        self.calls: list[str] = []
+
+    def score(self, contexts, continuations) -> list[ContinuationScore]:
+        self.calls.append("score")
+        pairs = zip(contexts, continuations, strict=True)
+        return [ContinuationScore(-(len(q) + len(c) % 89) / 10, ()) for c, q in pairs]
+
+    def score_parts(self, contexts, parts) -> list[tuple[float, ...]]:
+        self.calls.append("score_parts")
+        return super().score_parts(contexts, parts)
+
+
+MINE_PASSAGES = [
+    Passage(str(i), f"T{i}", text)
+    for i, text in enumerate(
+        [
+            "The durian is a fruit known for its smell.",
+            "Jupiter is the largest planet in the Solar System.",
+            "The violin is a string instrument played with a bow.",
+            "Chess is a board game for two players.",
+            "A glacier is a body of dense ice that moves slowly.",
+        ]
+    )
+]
+MINE_ROWS = [
+    {"task": "t", "query": q, "passage_id": pid, "requested_type": "definition"}
+    for q, pid in [("smelly fruit", "0"), ("biggest planet", "1"), ("bowed strings", "2")]
+]
+
+
+def test_mine_scores_both_jointly_with_one_request_per_pair(capsys):
+    config = MineConfig(num_candidates=3, score_batch_size=4, scoring="joint")
+    llm = LengthScorer()
+    records, stats = mine(llm, LetterEncoder(), MINE_PASSAGES, MINE_ROWS, config)
+    assert JOINT_DESC in capsys.readouterr().err
+    # 9 pairs in batches of 4; each score_parts row asks the default for its three parts.
+    assert llm.calls == ["score_parts", "score", "score", "score"] * 3
+    assert len(records) == 3 and stats["failed_scores"] == 0
+    assert all(stats["histograms"][name] for name in ("query_likelihood", "relevance"))
+    passages = {p.id: p.text for p in MINE_PASSAGES}
+    for record in records:
+        query, texts = record["query"], [passages[i] for i in record["candidate_ids"]]
+        contexts = [joint_context(t) for t in texts]
+        ql = [s.total for s in llm.score(contexts, [" " + query] * 3)]
+        with_query = [c + " " + query + JOINT_SEPARATOR for c in contexts]
+        rc = [s.total for s in llm.score(with_query, [RC_LABEL] * 3)]
+        assert record["scores"]["query_likelihood"] == ql
+        assert record["scores"]["relevance"] == rc
+    separate = MineConfig(num_candidates=3, score_batch_size=4)
+    others, _ = mine(LengthScorer(), LetterEncoder(), MINE_PASSAGES, MINE_ROWS, separate)
+    assert [r["candidate_ids"] for r in others] == [r["candidate_ids"] for r in records]
+    assert [r["scores"] for r in others] != [r["scores"] for r in records]
+
+
+def test_mine_config_rejects_an_unknown_scoring():
+    with pytest.raises(ValueError, match=r"scoring must be one of \('separate', 'joint'\)"):
+        MineConfig(scoring="both")

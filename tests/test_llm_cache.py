@@ -44,6 +44,12 @@ class FakeLLM(LLM):
             for c, q in zip(contexts, continuations, strict=True)
         ]
 
+    def score_parts(self, contexts: Sequence[str], parts: Sequence[Sequence[str]]):
+        self.calls.append(
+            ("score_parts", [(c, list(p)) for c, p in zip(contexts, parts, strict=True)])
+        )
+        return super().score_parts(contexts, parts)
+
 
 class WindowedLLM(FakeLLM):
     """Cuts inputs longer than ``window`` characters, as a local backend cuts tokens."""
@@ -59,6 +65,9 @@ class WindowedLLM(FakeLLM):
         return self._extras(prompts)
 
     def score_cache_extras(self, contexts, continuations) -> list[dict]:
+        return self._extras(contexts)
+
+    def score_parts_cache_extras(self, contexts, parts) -> list[dict]:
         return self._extras(contexts)
 
 
@@ -148,6 +157,47 @@ def test_failures_are_not_cached(path):
     cached.generate(["fail me", "fine"], max_tokens=8)
     cached.score(["fail"], [" q"])
     assert inner.calls[-2:] == [("generate", ["fail me"]), ("score", [("fail", " q")])]
+
+
+def test_score_parts_default_scores_each_part_after_the_earlier_ones():
+    inner = FakeLLM()
+    assert inner.score_parts(["c", "d"], [[" ab", " c"], [" xyz"]]) == [(-1.5, -1.0), (-2.0,)]
+    # One ``score`` call per part index, for the rows that have that part.
+    assert inner.calls[1:] == [
+        ("score", [("c", " ab"), ("d", " xyz")]),
+        ("score", [("c ab", " c")]),
+    ]
+
+
+def test_score_parts_are_cached_apart_from_scores(path):
+    inner = FakeLLM()
+    parts = [[" q", "\nRelevant:", " Yes"], [" r", " Yes"]]
+    first = CachedLLM(inner, path).score_parts(["ctx", "ctx"], parts)
+    assert first == [(-1.0, -5.0, -2.0), (-1.0, -2.0)]
+    reopened = CachedLLM(FakeLLM(), path)
+    assert reopened.score_parts(["ctx", "ctx"], parts) == first
+    assert reopened.score(["ctx"], [" q"]) == [ContinuationScore(-1.0, (-0.5, -0.5))]
+    # Only the plain score missed: a part list is its own key, not its first part's.
+    assert [op for op, _ in reopened.inner.calls] == ["score"]
+    assert (reopened.hits, reopened.misses) == (2, 1)
+
+
+def test_score_parts_misses_go_in_one_batch_and_failures_are_not_cached(path):
+    inner = WindowedLLM(4)
+    cached = CachedLLM(inner, path)
+    cached.score_parts(["a", "fail"], [[" q"], [" q", " r"]])
+    results = cached.score_parts(
+        ["b", "a", "fail", "abcdefgh"], [[" q"], [" q"], [" q", " r"], [" q"]]
+    )
+    assert inner.calls[-3] == (
+        "score_parts",
+        [("b", [" q"]), ("fail", [" q", " r"]), ("abcdefgh", [" q"])],
+    )
+    assert math.isnan(results[2][0]) and results[1] == (-1.0,)
+    # A longer window misses only the input it cut.
+    wider = WindowedLLM(6)
+    CachedLLM(wider, path).score_parts(["b", "abcdefgh"], [[" q"], [" q"]])
+    assert wider.calls[0] == ("score_parts", [("abcdefgh", [" q"])])
 
 
 def test_load_llm_wraps_in_the_cache(path):

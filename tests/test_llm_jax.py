@@ -20,7 +20,8 @@ from jax.sharding import PartitionSpec
 torch = pytest.importorskip("torch")
 
 from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
-from gecko_jax.llm import JaxLLM  # noqa: E402
+from gecko_jax.fret.prompts import joint_parts  # noqa: E402
+from gecko_jax.llm import LLM, JaxLLM  # noqa: E402
 from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
 from gecko_jax.llm.jax_backend import _bucket, _common_prefix  # noqa: E402
 from gecko_jax.llm.llama import (  # noqa: E402
@@ -297,8 +298,16 @@ def test_only_cut_inputs_are_keyed_by_the_window(llm):
     assert llm.generate_cache_extras([short], MAX_CONTEXT - length) == [{}]
     assert llm.generate_cache_extras([short], MAX_CONTEXT - length + 1) == [window]
     assert llm.score_cache_extras([short, long], [" q", " q"]) == [{}, window]
+    parts = list(joint_parts("q"))
+    assert llm.score_parts_cache_extras([short, long], [parts, parts]) == [{}, window]
+    # Every part's tokens count against the window.
+    fits = " the" * (MAX_CONTEXT - length)
+    assert len(llm.tokenizer.encode(fits)) == MAX_CONTEXT - length
+    assert llm.score_parts_cache_extras([short], [[fits]]) == [{}]
+    assert llm.score_parts_cache_extras([short], [[fits, " x"]]) == [window]
     wide = JaxLLM(llm.config, llm.params, llm.tokenizer, "same", **(SHAPES | {"max_context": 512}))
     assert wide.score_cache_extras([short, long], [" q", " q"]) == [{}, {}]
+    assert wide.score_parts_cache_extras([short, long], [parts, parts]) == [{}, {}]
 
 
 def test_empty_inputs_are_rejected(llm):
@@ -306,6 +315,8 @@ def test_empty_inputs_are_rejected(llm):
         llm.generate(["fine", ""], max_tokens=4)
     with pytest.raises(ValueError, match="empty"):
         llm.score([""], [" continuation"])
+    with pytest.raises(ValueError, match=r"\[2, 0, 1\] tokens"):
+        llm.score_parts(["context"], [[" a b", "", " Yes"]])
     with pytest.raises(ValueError, match="no room"):
         llm.generate(["fine"], max_tokens=MAX_CONTEXT)
 
@@ -329,6 +340,24 @@ def test_batched_score_equals_one_by_one(llm):
         (alone,) = llm.score([context], [continuation])
         # Only float32 summation order differs between batch sizes.
         np.testing.assert_allclose(alone.token_logprobs, score.token_logprobs, atol=1e-4)
+
+
+def test_score_parts_in_one_pass_equals_scoring_each_part(llm):
+    """Joint scoring's parity: one pass per row, as the base class's ``score`` per part gives."""
+    contexts = [c for c, _ in PAIRS]
+    # Each query as FRet's joint scoring sends it: " " + query, the separator, the label.
+    parts = [list(joint_parts(q[1:])) for _, q in PAIRS]
+    for context, row in zip(contexts, parts, strict=True):
+        # Tokenized apart, the joined text has the same tokens: the two ways score the same.
+        apart = [t for p in row for t in llm.tokenizer.encode(p)]
+        assert llm.tokenizer.encode(context + "".join(row), at_start=True) == (
+            llm.tokenizer.encode(context, at_start=True) + apart
+        )
+    joint = llm.score_parts(contexts, parts)
+    one_by_one = LLM.score_parts(llm, contexts, parts)
+    assert [len(row) for row in joint] == [3] * len(PAIRS)
+    np.testing.assert_allclose(joint, one_by_one, atol=1e-4)
+    assert all(total < 0 for row in joint for total in row)
 
 
 def test_long_context_is_cut_from_the_left_and_counted(llm, reference, caplog):

@@ -106,6 +106,10 @@ class AblationPlan:
     # cells differ only in what they ablate; "heldout": the demo's early stopping, which can
     # hand back the unchanged base model and hide a difference.
     model_selection: str = "last"
+    # Symmetric sets mixed into every run's fine-tuning (DemoConfig.symmetric_sets). None by
+    # default: the labelling ablations compare FRet labels, as the paper's FRet-only models
+    # do (Tables 3 and 6), and half the batches from other data would dilute the difference.
+    symmetric_sets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [cell.name for cell in self.cells]

@@ -120,17 +120,28 @@ class Context:
     full_dim: int
 
 
+def plan_settings(config: DemoConfig) -> dict[str, Any]:
+    """The plan-wide settings a cached run must share with the plan to be reused."""
+    return {
+        "model_selection": config.model_selection,
+        "symmetric_sets": list(config.symmetric_sets),
+    }
+
+
 def run_training(training: Training, seed: int, folder: Path, context: Context) -> dict[str, Any]:
     """Relabel, fine-tune and evaluate one (training, seed) in ``folder``; cached there."""
     demo = context.demo
-    selection = demo.config.model_selection
+    settings = plan_settings(demo.config)
     cached = folder / RESULT
     if cached.exists():
         result = json.loads(cached.read_text())
-        if result.get("model_selection", "heldout") != selection:
+        # Results from before symmetric sets existed were early-stopped or FRet-only.
+        stored = {"model_selection": "heldout", "symmetric_sets": [], **result}
+        stored = {key: stored[key] for key in settings}
+        if stored != settings:
             raise ValueError(
-                f"{cached} kept its model by {result.get('model_selection', 'heldout')!r}, this "
-                f"plan by {selection!r}: write to another --out folder"
+                f"{cached} was trained with {stored}, this plan asks for {settings}: write to "
+                "another --out folder"
             )
         return result
     folder.mkdir(parents=True, exist_ok=True)
@@ -152,7 +163,7 @@ def run_training(training: Training, seed: int, folder: Path, context: Context) 
     result = {
         "training": dataclasses.asdict(training),
         "seed": seed,
-        "model_selection": selection,
+        **settings,
         "model_dir": str(tuned.model_dir),
         "best_step": tuned.best_step,
         "best_heldout_mrr@10": tuned.best_heldout,
@@ -191,9 +202,10 @@ def run_ablations(
     out = Path(out)
     started = time.perf_counter()
     demo = load_demo(demo_folder)
-    demo = dataclasses.replace(
-        demo, config=dataclasses.replace(demo.config, model_selection=plan.model_selection)
+    config = dataclasses.replace(
+        demo.config, model_selection=plan.model_selection, symmetric_sets=plan.symmetric_sets
     )
+    demo = dataclasses.replace(demo, config=config)
     eval_data = eval_sets(demo.config)
     context = Context(
         demo=demo,

@@ -1,7 +1,8 @@
-"""Fine-tune the student on FRet through the seqio FRet task, scored on held-out queries.
+"""Fine-tune the student on FRet through seqio, scored on held-out queries.
 
-The training examples are the FRet rows of the training passages, read by a registered seqio
-task (``tasks.register_fret``) and batched by ``tasks.MixtureBatcher``, exactly as a large run
+The training examples are the FRet rows of the training passages (a registered seqio task,
+``tasks.register_fret``), mixed with symmetric sets when their files are there
+(:mod:`gecko_jax.demo.mixture`), batched by ``tasks.MixtureBatcher``, exactly as a large run
 reads them. The held-out queries score each evaluation: they search all seed passages for
 the passage each was written from (MRR@10), a target that does not depend on the LLM reranker
 being right. The kept parameters (the last step, or the best held-out step with early
@@ -11,7 +12,6 @@ stopping) are written as an export, so a killed run that resumes still knows the
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from gecko_jax.demo.config import DemoConfig
+from gecko_jax.demo.mixture import register_training_data
 from gecko_jax.encoder import Encoder, read_model_folder
 from gecko_jax.evaluation.retrieval import exact_top_k, single_relevant_metrics
 from gecko_jax.fret.mine import embed_queries
@@ -73,15 +74,6 @@ class HeldoutRetrieval:
         return single_relevant_metrics(ranked, self.targets)
 
 
-def _register_task(fret_file: Path, text_format: str) -> str:
-    """A seqio task over ``fret_file``, named after its path so reruns reuse the name."""
-    from tasks import register_fret
-
-    digest = hashlib.sha1(str(fret_file.resolve()).encode()).hexdigest()[:10]
-    name = f"gecko_demo_fret_{digest}_{text_format}"
-    return register_fret(name, str(fret_file), text_format=text_format)
-
-
 def _model_config(base_model: Path, config: DemoConfig) -> DualEncoderConfig:
     model_config, _, _ = read_model_folder(base_model)
     overrides: dict[str, Any] = {
@@ -107,8 +99,16 @@ def fine_tune(
 
     model_config = _model_config(base_model, config)
     base = Encoder.from_pretrained(base_model)
+    training_data = register_training_data(
+        fret_file,
+        config.symmetric_sets,
+        config.fret_share,
+        config.data_dir,
+        config.text_format,
+        seed,
+    )
     batcher = MixtureBatcher(
-        _register_task(fret_file, config.text_format),
+        training_data,
         seed=seed,
         global_batch_size=config.batch_size,
         lengths=FeatureLengths(config.query_length, config.passage_length, config.passage_length),

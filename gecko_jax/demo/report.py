@@ -6,7 +6,7 @@ as within noise rather than called a gain or a loss.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,8 +39,16 @@ def summarize(base: Results, seeds: Sequence[Results]) -> list[dict[str, Any]]:
     return rows
 
 
-def format_summary(rows: Sequence[Mapping[str, Any]], num_seeds: int) -> str:
-    """A fixed-width table; the last column says whether the change exceeds the seed spread."""
+IN_DOMAIN_NOTE = "* its train split is in the fine-tuning mixture: in-domain for this model"
+
+
+def format_summary(
+    rows: Sequence[Mapping[str, Any]], num_seeds: int, in_domain: Collection[str] = ()
+) -> str:
+    """A fixed-width table; the last column says whether the change exceeds the seed spread.
+
+    Tasks in ``in_domain`` (trained on their train split) are starred, with a note below.
+    """
     header = ["task", "metric", "base", f"fine-tuned ({num_seeds} seeds)", "delta", "reading"]
     lines = [header]
     for row in rows:
@@ -52,7 +60,7 @@ def format_summary(rows: Sequence[Mapping[str, Any]], num_seeds: int) -> str:
             reading = "gain" if row["delta"] > 0 else "loss"
         lines.append(
             [
-                row["task"],
+                row["task"] + ("*" if row["task"] in in_domain else ""),
                 row["metric"],
                 f"{row['base']:.4f}",
                 f"{row['mean']:.4f} ± {row['std']:.4f}",
@@ -69,4 +77,6 @@ def format_summary(rows: Sequence[Mapping[str, Any]], num_seeds: int) -> str:
         for line in lines
     ]
     rendered.insert(1, "  ".join("-" * w for w in widths))
+    if any(row["task"] in in_domain for row in rows):
+        rendered.append(IN_DOMAIN_NOTE)
     return "\n".join(rendered)

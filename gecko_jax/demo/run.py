@@ -30,6 +30,7 @@ from gecko_jax.demo.finetune import (
     fine_tune,
     heldout_queries,
 )
+from gecko_jax.demo.mixture import missing_symmetric_sets
 from gecko_jax.demo.report import format_summary, summarize
 from gecko_jax.encoder import Encoder
 from gecko_jax.evaluation.suite import evaluate_task, load_task
@@ -147,6 +148,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
             negative=config.negative,
             k_th=min(config.num_candidates, len(passages)),
             seed=config.corpus_seed,
+            scoring=config.scoring,
         ),
         mine_only=train_ids,  # held-out queries are scored against their own passage
     )
@@ -164,7 +166,13 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
     )
     timings["fret"] = time.perf_counter() - stage
 
-    say(f"[3/5] fine-tuning {base_model.name} on FRet, seeds {list(config.seeds)}")
+    missing = missing_symmetric_sets(config.symmetric_sets, config.data_dir)
+    mixed = [name for name in config.symmetric_sets if name not in missing]
+    data = " + ".join(["FRet", *mixed]) + (f" (FRet {config.fret_share:.0%})" if mixed else "")
+    student = base_model.name if config.base_model else "all-MiniLM-L6-v2"
+    say(f"[3/5] fine-tuning {student} on {data}, seeds {list(config.seeds)}")
+    for name, reason in missing.items():
+        say(f"      {name} left out of the mixture: {reason}")
     stage = time.perf_counter()
     base_heldout = heldout(Encoder.from_pretrained(base_model))[HELDOUT_METRIC]
     say(f"      base model: held-out MRR@10 {base_heldout:.4f} ({len(heldout.rows)} queries)")
@@ -200,7 +208,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
         for seed, result in tuned.items()
     ]
     rows = summarize(base_results, seed_results)
-    table = format_summary(rows, len(seed_results))
+    table = format_summary(rows, len(seed_results), in_domain=mixed)
     timings["evaluate"] = time.perf_counter() - stage
 
     say("[5/5] plots")
@@ -217,6 +225,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
         "base_model": str(base_model),
         "llm": manifest.get("llm"),
         "fret": {"examples": len(records), "generate": generated, "mine": mined},
+        "training_mixture": {"fret_share": config.fret_share if mixed else 1.0, "sets": mixed},
         "heldout_base_mrr@10": base_heldout,
         "fine_tune": {
             str(s): {"best_step": r.best_step, "best_heldout_mrr@10": r.best_heldout}

@@ -1,4 +1,5 @@
-"""RunInference model handlers for FRet on Beam: the LLM (generate, score) and the text encoder.
+"""RunInference model handlers for FRet on Beam: the LLM (generate, score, score parts) and the
+text encoder.
 
 Each handler names its model with a tag, and every RunInference step on that model passes the tag
 as ``model_identifier``. With ``share_across_processes`` the runner then keeps one copy per
@@ -88,6 +89,8 @@ class _LLMHandler(_SharedModelHandler[ExampleT, LLM]):
     ):
         self.spec = spec
         self.llm_kwargs = dict(llm_kwargs or {})
+        self.batch_size = batch_size
+        self.share_across_processes = share_across_processes
         tag = _tag("llm", spec, self.llm_kwargs)
         super().__init__(tag, batch_size, share_across_processes)
 
@@ -127,6 +130,25 @@ class LLMScoreHandler(_LLMHandler[tuple[str, str]]):
         scores = model.score([c for c, _ in batch], [c for _, c in batch])
         identity = self._identity(model)
         return [PredictionResult(p, s.total, identity) for p, s in zip(batch, scores, strict=True)]
+
+
+class LLMScorePartsHandler(_LLMHandler[tuple[str, Sequence[str]]]):
+    """(context, parts) -> ``LLM.score_parts`` totals of each part, NaN where it failed."""
+
+    @classmethod
+    def like(cls, other: _LLMHandler) -> LLMScorePartsHandler:
+        """On ``other``'s model, batch size and sharing (the same tag: one loaded model)."""
+        return cls(other.spec, other.llm_kwargs, other.batch_size, other.share_across_processes)
+
+    def run_inference(
+        self,
+        batch: Sequence[tuple[str, Sequence[str]]],
+        model: LLM,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        totals = model.score_parts([c for c, _ in batch], [p for _, p in batch])
+        identity = self._identity(model)
+        return [PredictionResult(p, t, identity) for p, t in zip(batch, totals, strict=True)]
 
 
 class EncoderHandler(_SharedModelHandler[Any, Encoder]):

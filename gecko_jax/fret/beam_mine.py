@@ -4,7 +4,8 @@ Retrieval splits the corpus embeddings into shards (passage index modulo the sha
 shard builds its own :class:`~gecko_jax.retrieval.VectorIndex` and answers every query; the
 per-query merge of the shards' top-N is the global top-N (exact when the shards are exact), and
 the seed passage is put in as ``top_n_with_seed`` does. Scoring and labelling call the same
-per-item functions as ``mine`` (:func:`~gecko_jax.fret.mine.score_request`,
+per-item functions as ``mine`` (:func:`~gecko_jax.fret.mine.score_request` or, with
+``scoring="joint"``, :func:`~gecko_jax.fret.mine.joint_request`, and
 :func:`~gecko_jax.fret.mine.label_query`).
 """
 
@@ -18,9 +19,17 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import numpy as np
 
-from gecko_jax.fret.beam_handlers import EncoderHandler, LLMScoreHandler
+from gecko_jax.fret.beam_handlers import EncoderHandler, LLMScoreHandler, LLMScorePartsHandler
 from gecko_jax.fret.beam_stages import counter
-from gecko_jax.fret.mine import HISTOGRAM_BINS, SCORERS, MineConfig, label_query, score_request
+from gecko_jax.fret.mine import (
+    HISTOGRAM_BINS,
+    JOINT_PARTS,
+    SCORERS,
+    MineConfig,
+    joint_request,
+    label_query,
+    score_request,
+)
 from gecko_jax.fret.passages import Passage
 from gecko_jax.retrieval import IndexConfig, VectorIndex
 from gecko_jax.retrieval.candidates import insert_seed, merge_top_k
@@ -131,9 +140,16 @@ def _request(pair: _Pair, scorer: str) -> tuple[tuple[int, int], tuple[str, str]
     return (pair.seed, pair.slot), score_request(scorer, pair.query, pair.passage.text)
 
 
-def _scored(element: tuple[tuple[int, int], Any]) -> tuple[int, tuple[int, float]]:
+def _joint_request(pair: _Pair) -> tuple[tuple[int, int], tuple[str, tuple[str, ...]]]:
+    return (pair.seed, pair.slot), joint_request(pair.query, pair.passage.text)
+
+
+def _scored(
+    element: tuple[tuple[int, int], Any], part: int | None = None
+) -> tuple[int, tuple[int, float]]:
+    """``(seed, (slot, score))``; ``part``: the score is that part's of a joint result."""
     (seed, slot), result = element
-    return seed, (slot, result.inference)
+    return seed, (slot, result.inference if part is None else result.inference[part])
 
 
 def _label(element: tuple[int, dict[str, list[Any]]], config: MineConfig) -> dict[str, Any]:
@@ -154,7 +170,10 @@ def _label(element: tuple[int, dict[str, list[Any]]], config: MineConfig) -> dic
 
 
 class ScoreAndLabel(beam.PTransform):
-    """``{"rows", "candidates", "passages"}`` keyed by index -> FRet records (``mine``'s)."""
+    """``{"rows", "candidates", "passages"}`` keyed by index -> FRet records (``mine``'s).
+
+    ``config.scoring="joint"`` scores each pair once, with ``llm``'s model in score-parts form.
+    """
 
     def __init__(self, llm: LLMScoreHandler, config: MineConfig):
         super().__init__()
@@ -173,19 +192,36 @@ class ScoreAndLabel(beam.PTransform):
             | "JoinPassages" >> beam.CoGroupByKey()
             | "Fill" >> beam.FlatMap(_fill)
         )
-        scores = {
-            name: filled
-            | f"Request {name}" >> beam.Map(_request, name)
-            | f"Score {name}" >> self.llm.inference()
-            | f"Scored {name}" >> beam.Map(_scored)
-            for name in SCORERS
-        }
+        score = self._joint if self.config.scoring == "joint" else self._separate
+        scores = score(filled)
         slots = filled | "Slots" >> beam.Map(lambda p: (p.seed, (p.slot, p.passage)))
         return (
             {"row": rows, "candidates": slots, **scores}
             | "JoinScores" >> beam.CoGroupByKey()
             | "Label" >> beam.Map(_label, self.config)
         )
+
+    def _separate(self, pairs: beam.PCollection) -> dict[str, beam.PCollection]:
+        """Each scorer's ``(seed, (slot, score))``, from a RunInference step per scorer."""
+        return {
+            name: pairs
+            | f"Request {name}" >> beam.Map(_request, name)
+            | f"Score {name}" >> self.llm.inference()
+            | f"Scored {name}" >> beam.Map(_scored)
+            for name in SCORERS
+        }
+
+    def _joint(self, pairs: beam.PCollection) -> dict[str, beam.PCollection]:
+        """Each scorer's ``(seed, (slot, score))``, from one RunInference step for both."""
+        totals = (
+            pairs
+            | "Request joint" >> beam.Map(_joint_request)
+            | "Score joint" >> LLMScorePartsHandler.like(self.llm).inference()
+        )
+        return {
+            name: totals | f"Scored {name}" >> beam.Map(_scored, part)
+            for name, part in JOINT_PARTS.items()
+        }
 
 
 def _finite(record: dict[str, Any]) -> dict[str, np.ndarray]:

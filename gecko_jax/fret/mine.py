@@ -2,15 +2,17 @@
 
 Each candidate gets QL = log p(query | passage) and RC = log p(" Yes" | query, passage); their
 ranks are fused with RRF and the top fused candidate becomes the positive, which need not be the
-seed passage (paper: it differs in about 15% of FRet).
+seed passage (paper: it differs in about 15% of FRet). QL and RC come from two prompts
+(``scoring="separate"``) or from one sequence, passage then query then label (``"joint"``: one
+forward pass per pair instead of two, with its own prompt, so its scores differ).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -18,13 +20,18 @@ from tqdm.auto import tqdm
 from gecko_jax.encoder import Encoder
 from gecko_jax.fret.fusion import ranks_from_scores, reciprocal_rank_fusion, select
 from gecko_jax.fret.passages import Passage
-from gecko_jax.fret.prompts import RC_LABEL, ql_context, rc_context
+from gecko_jax.fret.prompts import RC_LABEL, joint_context, joint_parts, ql_context, rc_context
 from gecko_jax.llm.base import LLM
 from gecko_jax.retrieval import IndexConfig, VectorIndex, top_n_with_seed
 
+T = TypeVar("T")
 HISTOGRAM_BINS = 10
 # The LLM scorers, in fusion order, with their progress-bar labels.
 SCORERS = {"query_likelihood": "FRet query likelihood", "relevance": "FRet relevance"}
+SCORING = ("separate", "joint")
+# Joint scoring: each scorer's part in ``joint_parts`` (the one between is not a score).
+JOINT_PARTS = {"query_likelihood": 0, "relevance": 2}
+JOINT_DESC = "FRet joint QL+RC"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +43,12 @@ class MineConfig:
     seed: int = 0
     score_batch_size: int = 32
     recall_sample: int = 1000
+    # "separate": QL and RC from their own prompts; "joint": both from one pass (see above).
+    scoring: str = "separate"
+
+    def __post_init__(self) -> None:
+        if self.scoring not in SCORING:
+            raise ValueError(f"scoring must be one of {SCORING}, got {self.scoring!r}")
 
 
 def embed_queries(encoder: Encoder, rows: Sequence[dict[str, Any]]) -> np.ndarray:
@@ -66,15 +79,55 @@ def score_request(scorer: str, query: str, passage: str) -> tuple[str, str]:
     raise ValueError(f"unknown scorer {scorer!r}; known: {list(SCORERS)}")
 
 
+def joint_request(query: str, passage: str) -> tuple[str, tuple[str, ...]]:
+    """(context, parts) whose part totals hold both scores of the pair (see ``JOINT_PARTS``)."""
+    return joint_context(passage), joint_parts(query)
+
+
+def _batched(
+    call: Callable[[list[str], list[Any]], Sequence[T]],
+    contexts: list[str],
+    rest: list[Any],
+    batch_size: int,
+    desc: str,
+) -> list[T]:
+    """``call(contexts, rest)`` in batches, with a progress bar."""
+    out: list[T] = []
+    for start in tqdm(range(0, len(contexts), batch_size), desc=desc):
+        end = start + batch_size
+        out.extend(call(contexts[start:end], rest[start:end]))
+    return out
+
+
 def score_pairs(
     llm: LLM, contexts: list[str], continuations: list[str], batch_size: int, desc: str
 ) -> np.ndarray:
     """``llm.score`` totals in batches, with a progress bar (NaN where the backend failed)."""
-    totals = []
-    for start in tqdm(range(0, len(contexts), batch_size), desc=desc):
-        end = start + batch_size
-        totals.extend(s.total for s in llm.score(contexts[start:end], continuations[start:end]))
-    return np.asarray(totals, dtype=np.float64)
+    scores = _batched(llm.score, contexts, continuations, batch_size, desc)
+    return np.asarray([s.total for s in scores], dtype=np.float64)
+
+
+def score_jointly(
+    llm: LLM, pairs: Sequence[tuple[str, Passage]], batch_size: int
+) -> dict[str, np.ndarray]:
+    """Each scorer's score of every (query, passage) pair, from one ``score_parts`` row each."""
+    requests = [joint_request(query, p.text) for query, p in pairs]
+    contexts, parts = [c for c, _ in requests], [p for _, p in requests]
+    totals = _batched(llm.score_parts, contexts, parts, batch_size, JOINT_DESC)
+    array = np.asarray(totals, dtype=np.float64).reshape(len(pairs), -1)
+    return {name: array[:, part] for name, part in JOINT_PARTS.items()}
+
+
+def score_separately(
+    llm: LLM, pairs: Sequence[tuple[str, Passage]], batch_size: int
+) -> dict[str, np.ndarray]:
+    """Each scorer's score of every (query, passage) pair, one ``score`` pass per scorer."""
+    scores = {}
+    for name, desc in SCORERS.items():
+        requests = [score_request(name, query, p.text) for query, p in pairs]
+        contexts, continuations = [c for c, _ in requests], [c for _, c in requests]
+        scores[name] = score_pairs(llm, contexts, continuations, batch_size, desc)
+    return scores
 
 
 def label_query(
@@ -141,13 +194,9 @@ def mine(
     pairs = [
         (row["query"], passages[c]) for row, ids in zip(rows, candidates, strict=True) for c in ids
     ]
-    scores = {}
-    for name, desc in SCORERS.items():
-        requests = [score_request(name, query, p.text) for query, p in pairs]
-        totals = score_pairs(
-            llm, [c for c, _ in requests], [c for _, c in requests], config.score_batch_size, desc
-        )
-        scores[name] = totals.reshape(candidates.shape)
+    score = score_jointly if config.scoring == "joint" else score_separately
+    flat = score(llm, pairs, config.score_batch_size)
+    scores = {name: flat[name].reshape(candidates.shape) for name in SCORERS}
 
     rng = np.random.default_rng(config.seed)
     records = []

@@ -78,6 +78,13 @@ RC_INSTRUCTION = (
     "Judge whether the passage answers or is relevant to the query. Answer Yes or No.\n\n"
 )
 RC_LABEL = " Yes"
+# Joint scoring reads QL and RC off one sequence: joint_context(passage), then " " + query,
+# JOINT_SEPARATOR (conditioned on, not scored), then RC_LABEL.
+JOINT_INSTRUCTION = (
+    "Each passage below is followed by a query a user wrote, and whether the passage answers or "
+    "is relevant to the query (Yes or No).\n\n"
+)
+JOINT_SEPARATOR = "\nRelevant:"
 # Few-shot pairs for the scored prompts; the RC shots include a "No" so the label is informative.
 SCORE_SHOTS: list[tuple[str, str, str]] = [
     (FEW_SHOT[0]["passage"], FEW_SHOT[0]["query"], "Yes"),
@@ -126,12 +133,26 @@ def ql_context(passage: str) -> str:
     return f"{QL_INSTRUCTION}{shots}Passage: {passage}\nQuery:"
 
 
-def rc_context(query: str, passage: str) -> str:
-    """Context for RC(q, p) = log p(" Yes" | query, passage); the continuation is ``RC_LABEL``."""
-    shots = "".join(
+def _labelled_shots() -> str:
+    return "".join(
         f"Passage: {p}\nQuery: {q}\nRelevant: {label}\n\n" for p, q, label in SCORE_SHOTS
     )
-    return f"{RC_INSTRUCTION}{shots}Passage: {passage}\nQuery: {query}\nRelevant:"
+
+
+def rc_context(query: str, passage: str) -> str:
+    """Context for RC(q, p) = log p(" Yes" | query, passage); the continuation is ``RC_LABEL``."""
+    return f"{RC_INSTRUCTION}{_labelled_shots()}Passage: {passage}\nQuery: {query}\nRelevant:"
+
+
+def joint_context(passage: str) -> str:
+    """Context of joint scoring: QL is log p(" " + query | it), RC is log p(``RC_LABEL`` | it,
+    " " + query, ``JOINT_SEPARATOR``), from one sequence (the RC shots teach both)."""
+    return f"{JOINT_INSTRUCTION}{_labelled_shots()}Passage: {passage}\nQuery:"
+
+
+def joint_parts(query: str) -> tuple[str, str, str]:
+    """The parts scored after :func:`joint_context`: QL's, the unscored separator, RC's."""
+    return " " + query, JOINT_SEPARATOR, RC_LABEL
 
 
 def prompt_hashes() -> dict[str, str]:
@@ -141,6 +162,7 @@ def prompt_hashes() -> dict[str, str]:
         "query_generation_given_task": query_generation_messages("{passage}", "definition"),
         "query_likelihood": ql_context("{passage}"),
         "relevance_classification": [rc_context("{query}", "{passage}"), RC_LABEL],
+        "joint": [joint_context("{passage}"), *joint_parts("{query}")],
     }
     return {
         name: hashlib.sha256(json.dumps(text, sort_keys=True).encode("utf-8")).hexdigest()

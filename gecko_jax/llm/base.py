@@ -3,7 +3,8 @@
 The FRet pipeline needs exactly two things from an LLM: write text for a prompt (query
 generation), and the log-probability of a given continuation after a given context (query
 likelihood, relevance-label likelihood). Backends: a local Flax decoder, an OpenAI-compatible
-HTTP server, Gemini.
+HTTP server, Gemini. ``score_parts`` (several continuations in a row, each scored) has a default
+built on ``score``; a local backend overrides it to score all parts in one forward pass.
 """
 
 from __future__ import annotations
@@ -72,6 +73,28 @@ class LLM(abc.ABC):
     ) -> list[ContinuationScore]:
         """log p(continuation_i | context_i) for each pair."""
 
+    def score_parts(
+        self, contexts: Sequence[str], parts: Sequence[Sequence[str]]
+    ) -> list[tuple[float, ...]]:
+        """Per row, log p(part_k | context, part_0 .. part_k-1) for each part k (the totals; NaN
+        where the backend failed on that part).
+
+        This default asks ``score`` once per part index, for all rows that have that part, with
+        the context followed by the earlier parts as text: exact, and enough for API backends.
+        A backend that runs the model itself overrides it to get every part from one pass.
+        """
+        if len(contexts) != len(parts):
+            raise ValueError(f"{len(contexts)} contexts but {len(parts)} part lists")
+        totals: list[list[float]] = [[] for _ in parts]
+        for k in range(max(map(len, parts), default=0)):
+            rows = [i for i, row in enumerate(parts) if len(row) > k]
+            scores = self.score(
+                [contexts[i] + "".join(parts[i][:k]) for i in rows], [parts[i][k] for i in rows]
+            )
+            for i, score in zip(rows, scores, strict=True):
+                totals[i].append(score.total)
+        return [tuple(row) for row in totals]
+
     def cache_identity(self) -> dict[str, Any]:
         """What distinguishes this model's outputs, for the on-disk call cache (no secrets)."""
         return {"backend": self.backend, "model": self.model_id}
@@ -90,4 +113,10 @@ class LLM(abc.ABC):
         self, contexts: Sequence[str], continuations: Sequence[str]
     ) -> list[dict[str, Any]]:
         """Per pair, what else changes its score (for the cache key); see generate's."""
+        return [{} for _ in contexts]
+
+    def score_parts_cache_extras(
+        self, contexts: Sequence[str], parts: Sequence[Sequence[str]]
+    ) -> list[dict[str, Any]]:
+        """Per row, what else changes its part scores (for the cache key); see generate's."""
         return [{} for _ in contexts]

@@ -2,10 +2,11 @@
 
 Each result is one JSON line ``{"key": sha256, "value": ...}`` appended to a file and fsync'd
 after every batch. The key hashes the backend's :meth:`~gecko_jax.llm.base.LLM.cache_identity`,
-the operation, the prompt (or context and continuation), every parameter that changes the
-answer, and the backend's per-input extras (its context window, for the inputs it cuts). A
-SIGKILL can only tear the last line: it is ignored on read and cut off before the next append.
-Failed items (``finish_reason="error"``, NaN scores) are not stored, so a rerun retries them.
+the operation, the prompt (or context and continuation, or context and parts), every parameter
+that changes the answer, and the backend's per-input extras (its context window, for the inputs
+it cuts). A SIGKILL can only tear the last line: it is ignored on read and cut off before the
+next append. Failed items (``finish_reason="error"``, NaN scores) are not stored, so a rerun
+retries them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class CachedLLM(LLM):
         self, contexts: Sequence[str], continuations: Sequence[str]
     ) -> list[dict[str, Any]]:
         return self.inner.score_cache_extras(contexts, continuations)
+
+    def score_parts_cache_extras(
+        self, contexts: Sequence[str], parts: Sequence[Sequence[str]]
+    ) -> list[dict[str, Any]]:
+        return self.inner.score_parts_cache_extras(contexts, parts)
 
     def _append(self, records: dict[str, Any]) -> None:
         if not records:
@@ -179,4 +185,24 @@ class CachedLLM(LLM):
             lambda s: [s.total, list(s.token_logprobs)],
             lambda stored: ContinuationScore(stored[0], tuple(stored[1])),
             lambda s: not math.isnan(s.total),
+        )
+
+    def score_parts(
+        self, contexts: Sequence[str], parts: Sequence[Sequence[str]]
+    ) -> list[tuple[float, ...]]:
+        rows = list(zip(contexts, parts, strict=True))
+        identity = self.cache_identity()
+        extras = self.score_parts_cache_extras(contexts, parts)
+        keys = [
+            cache_key(identity, "score_parts", [context, list(row)], extra)
+            for (context, row), extra in zip(rows, extras, strict=True)
+        ]
+        return self._through(
+            keys,
+            lambda missing: self.inner.score_parts(
+                [rows[i][0] for i in missing], [rows[i][1] for i in missing]
+            ),
+            list,
+            tuple,
+            lambda totals: not any(math.isnan(t) for t in totals),
         )
