@@ -2,8 +2,9 @@
 
 ``gecko-jax demo`` runs the whole Gecko recipe at demo scale on CPU: FRet generation and
 LLM reranking with SmolLM2 over Wikipedia seed passages (or ``--passages FILE.jsonl``),
-fine-tuning all-MiniLM-L6-v2 on the result over several seeds (scored on held-out queries),
-and a before/after table on STS-B, Banking77 and Wikipedia retrieval and clustering.
+fine-tuning all-MiniLM-L6-v2 on the result mixed with Banking77 and STS-B train data over
+several seeds (scored on held-out queries), and a before/after table on STS-B, Banking77 and
+Wikipedia retrieval and clustering.
 Settings come from ``gecko.DemoConfig`` gin bindings, overridden by the flags given.
 """
 

@@ -10,6 +10,7 @@ import pytest
 import seqio
 
 import tasks
+from gecko_jax.demo.config import DemoConfig
 from gecko_jax.demo.mixture import (
     FRET_TASK,
     MIXTURE,
@@ -40,6 +41,20 @@ def test_fret_gets_its_share_and_the_sets_split_the_rest() -> None:
     assert rates == pytest.approx(
         {FRET_TASK: 0.6, "gecko_ft_cls_banking77": 0.2, "gecko_ft_sts_stsb": 0.2}
     )
+    # fret_share 0: the control without FRet.
+    control = seqio.get_mixture_or_task(
+        register_training_data(FRET, ("banking77", "stsb"), 0.0, str(SHARED_DATA), "gecko", 0)
+    )
+    assert {task.name: control.get_rate(task) for task in control.tasks} == pytest.approx(
+        {"gecko_ft_cls_banking77": 0.5, "gecko_ft_sts_stsb": 0.5}
+    )
+
+
+def test_a_control_without_fret_needs_a_symmetric_set(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fret_share"):
+        DemoConfig(fret_share=0.0, symmetric_sets=())
+    with pytest.raises(ValueError, match="none of"):
+        register_training_data(FRET, ("stsb",), 0.0, str(tmp_path), "gecko", 0)
 
 
 def test_one_fret_file_in_two_folders_trains_on_the_same_batches(tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ class DemoConfig:
     # Symmetric sets mixed into fine-tuning (gecko_jax.demo.mixture): "banking77"
     # (classification triples, the paper's classification data) and "stsb" (STS Benchmark train
     # pairs scored >= 4, standing in for the paper's NLI), read from data_dir; a set without
-    # its folder is left out. FRet gets fret_share of the batches, the sets split the rest.
+    # its folder is left out. FRet gets fret_share of the batches, the sets split the rest
+    # (fret_share = 0: the sets alone, a control for what FRet adds).
     symmetric_sets: tuple[str, ...] = ("banking77", "stsb")
     fret_share: float = 0.5
     # Fine-tuning, once per seed.
@@ -87,8 +88,11 @@ class DemoConfig:
             raise ValueError(
                 f"unknown symmetric_sets {sorted(unknown)}; known: {list(SYMMETRIC_SET_FOLDERS)}"
             )
-        if not 0 < self.fret_share <= 1:
-            raise ValueError(f"fret_share must be in (0, 1], got {self.fret_share}")
+        if not 0 <= self.fret_share <= 1 or (self.fret_share == 0 and not self.symmetric_sets):
+            raise ValueError(
+                f"fret_share must be in [0, 1], and 0 only with symmetric_sets (a control "
+                f"without FRet), got {self.fret_share}"
+            )
         if self.scoring not in SCORING:
             raise ValueError(f"scoring must be one of {SCORING}, got {self.scoring!r}")
         if self.num_passages < 2:

@@ -25,7 +25,7 @@ MIXTURE = "gecko_demo_mixture"
 def missing_symmetric_sets(names: tuple[str, ...], data_dir: str | None) -> dict[str, str]:
     """Requested sets that cannot be mixed in, with the reason (left out, not an error)."""
     if data_dir is None:
-        return dict.fromkeys(names, "no data folder (set --data_dir or GECKO_DATA_DIR)")
+        return dict.fromkeys(names, "no data folder (--data-dir or GECKO_DATA_DIR)")
     return {
         name: f"{Path(data_dir) / SYMMETRIC_SET_FOLDERS[name]} not found"
         for name in names
@@ -43,8 +43,8 @@ def register_training_data(
 ) -> str:
     """The seqio task (FRet alone) or mixture a fine-tune reads, registered under fixed names.
 
-    FRet gets ``fret_share`` of the batches and the available symmetric sets split the rest;
-    ``seed`` draws the classification triples.
+    FRet gets ``fret_share`` of the batches (none at 0) and the available symmetric sets split
+    the rest; ``seed`` draws the classification triples.
     """
     from tasks import StsPairSet, add_mixture, register_fret, register_sts_pairs
     from tasks.classification import classification_set, register_classification_set
@@ -52,6 +52,11 @@ def register_training_data(
     fret = register_fret(FRET_TASK, str(fret_file), text_format=text_format)
     available = [name for name in names if name not in missing_symmetric_sets(names, data_dir)]
     if not available:
+        if fret_share == 0:
+            raise ValueError(
+                f"fret_share 0 trains on symmetric sets only, and none of {names} "
+                f"has its data under {data_dir}"
+            )
         return fret
     register = {
         "banking77": lambda: register_classification_set(
@@ -60,6 +65,8 @@ def register_training_data(
         "stsb": lambda: register_sts_pairs(StsPairSet(), data_dir, text_format),
     }
     share = (1.0 - fret_share) / len(available)
-    rates = {fret: fret_share, **{register[name](): share for name in available}}
+    rates = {register[name](): share for name in available}
+    if fret_share > 0:
+        rates[fret] = fret_share
     add_mixture(MIXTURE, rates)
     return MIXTURE

@@ -168,7 +168,8 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
 
     missing = missing_symmetric_sets(config.symmetric_sets, config.data_dir)
     mixed = [name for name in config.symmetric_sets if name not in missing]
-    data = " + ".join(["FRet", *mixed]) + (f" (FRet {config.fret_share:.0%})" if mixed else "")
+    sources = (["FRet"] if config.fret_share > 0 or not mixed else []) + mixed
+    data = " + ".join(sources) + (f" (FRet {config.fret_share:.0%})" if mixed else "")
     student = base_model.name if config.base_model else "all-MiniLM-L6-v2"
     say(f"[3/5] fine-tuning {student} on {data}, seeds {list(config.seeds)}")
     for name, reason in missing.items():
