@@ -146,6 +146,14 @@ def test_every_shipped_plan_parses():
     assert len(trainings) == 12
 
 
+def test_plan_wide_settings_are_checked_when_the_plan_is_built():
+    assert AblationPlan((AblationCell(),)).symmetric_sets == ()  # FRet alone by default
+    with pytest.raises(ValueError, match="symmetric_sets"):
+        AblationPlan((AblationCell(),), symmetric_sets=("nli",))
+    with pytest.raises(ValueError, match="model_selection"):
+        AblationPlan((AblationCell(),), model_selection="best")
+
+
 def test_changed_share_counts_examples_with_other_labels():
     records = relabel([RECORD] * 4, PASSAGES, Labels(), 0)
     assert changed_share(records, records) == 0.0

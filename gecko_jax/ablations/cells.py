@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gecko_jax.demo.config import MODEL_SELECTIONS
+from gecko_jax.demo.config import check_training_choices
 from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
 from gecko_jax.fret.mine import SCORERS
 
@@ -117,10 +117,7 @@ class AblationPlan:
             raise ValueError(f"cell names must be unique, got {names}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
-        if self.model_selection not in MODEL_SELECTIONS:
-            raise ValueError(
-                f"model_selection must be one of {MODEL_SELECTIONS}, got {self.model_selection!r}"
-            )
+        check_training_choices(self.model_selection, self.symmetric_sets)
         unknown = {cell.reference for cell in self.cells} - set(names)
         if unknown:
             raise ValueError(f"references to cells not in the plan: {sorted(unknown)}")

@@ -11,6 +11,19 @@ from gecko_jax.fret.mine import SCORING
 MODEL_SELECTIONS = ("heldout", "last")
 
 
+def check_training_choices(model_selection: str, symmetric_sets: tuple[str, ...]) -> None:
+    """The settings the demo and the ablation plan share, checked where each is built."""
+    if model_selection not in MODEL_SELECTIONS:
+        raise ValueError(
+            f"model_selection must be one of {MODEL_SELECTIONS}, got {model_selection!r}"
+        )
+    unknown = set(symmetric_sets) - set(SYMMETRIC_SET_FOLDERS)
+    if unknown:
+        raise ValueError(
+            f"unknown symmetric_sets {sorted(unknown)}; known: {list(SYMMETRIC_SET_FOLDERS)}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
     """Defaults sized for two CPU cores; the README reports what they measured."""
@@ -79,15 +92,7 @@ class DemoConfig:
             raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
         if not self.seeds:
             raise ValueError("seeds must name at least one fine-tuning seed")
-        if self.model_selection not in MODEL_SELECTIONS:
-            raise ValueError(
-                f"model_selection must be one of {MODEL_SELECTIONS}, got {self.model_selection!r}"
-            )
-        unknown = set(self.symmetric_sets) - set(SYMMETRIC_SET_FOLDERS)
-        if unknown:
-            raise ValueError(
-                f"unknown symmetric_sets {sorted(unknown)}; known: {list(SYMMETRIC_SET_FOLDERS)}"
-            )
+        check_training_choices(self.model_selection, self.symmetric_sets)
         if not 0 <= self.fret_share <= 1 or (self.fret_share == 0 and not self.symmetric_sets):
             raise ValueError(
                 f"fret_share must be in [0, 1], and 0 only with symmetric_sets (a control "
