@@ -542,7 +542,7 @@ class JaxLLM(LLM):
 
         Every part must have a token; a context too long for the parts is cut from the left.
         """
-        rows, spans, widths, heads = [], [], [], []
+        rows, spans, heads = [], [], []
         for i, (context, texts) in enumerate(zip(contexts, parts, strict=True)):
             tails = [self.tokenizer.encode(text) for text in texts]
             lengths = [len(t) for t in tails]
@@ -560,7 +560,6 @@ class JaxLLM(LLM):
                 raise ValueError(f"context {i} is empty: nothing to condition the first token on")
             rows.append(_Row(i, head + [t for tail in tails for t in tail]))
             spans.append(lengths)
-            widths.append(sum(lengths))
             heads.append(len(head))
         results: list[list[tuple[float, ...]] | None] = [None] * len(rows)
         for batch in _batches(rows, self.batch_size):
@@ -572,7 +571,7 @@ class JaxLLM(LLM):
             )
             # Columns scored: every continuation in the batch, bucketed, and all preceded by
             # at least one context token.
-            longest = max(widths[r.index] for r in batch)
+            longest = max(sum(spans[r.index]) for r in batch)
             width = min(_round_up(longest, SCORE_WIDTH_STEP), tokens.shape[1] - 1)
             with self._placement():
                 logprobs = _score_tail(
@@ -585,7 +584,7 @@ class JaxLLM(LLM):
                 )
             logprobs = np.asarray(logprobs)
             for row, values in zip(batch, logprobs[: len(batch)], strict=True):
-                tail = values[width - widths[row.index] :]
+                tail = values[width - sum(spans[row.index]) :]
                 pieces = np.split(tail, np.cumsum(spans[row.index])[:-1])
                 results[row.index] = [tuple(float(x) for x in piece) for piece in pieces]
         return results  # type: ignore[return-value]
