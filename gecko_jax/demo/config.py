@@ -45,7 +45,7 @@ class DemoConfig:
     num_candidates: int = 3
     negative: str = "nth"
     # "joint": QL and RC from one LLM pass per pair (fret.mine; on the demo's data it picked
-    # the separate scorers' positive for 42 of 47 queries, in 59% of the time); "separate".
+    # the separate scorers' positive for 42 of 47 queries, in 53% of the time); "separate".
     scoring: str = "joint"
     # Student and initial retriever (None: the offline all-MiniLM-L6-v2), the text format it
     # is trained and evaluated with, and its Matryoshka dims (None: the base model's).
