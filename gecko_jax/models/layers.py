@@ -12,12 +12,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gecko_jax.models import lean_grads
+
 Initializer = Callable[..., jax.Array]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu": lambda x: lean_grads.gelu(x, False),
+    "gelu_new": lambda x: lean_grads.gelu(x, True),
+    "gelu_pytorch_tanh": lambda x: lean_grads.gelu(x, True),
     "relu": jax.nn.relu,
     "silu": jax.nn.silu,
 }
@@ -74,7 +76,8 @@ class DenseGeneral(nn.Module):
 
 
 class LayerNorm(nn.Module):
-    """LayerNorm computed in float32 (numerically safe under bf16), result in ``dtype``."""
+    """LayerNorm computed in float32 (numerically safe under bf16), result in ``dtype``; its
+    backward pass keeps the input, not float32 intermediates (``lean_grads``)."""
 
     epsilon: float = 1e-12
     dtype: jnp.dtype = jnp.float32
@@ -88,10 +91,7 @@ class LayerNorm(nn.Module):
         bias = self.param(
             "bias", nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)), (features,)
         )
-        x32 = jnp.asarray(x, jnp.float32)
-        mean = jnp.mean(x32, axis=-1, keepdims=True)
-        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
-        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+        y = lean_grads.scaled_norm(x, scale, self.epsilon, True) + bias
         return jnp.asarray(y, self.dtype)
 
 
@@ -106,9 +106,8 @@ class RMSNorm(nn.Module):
         scale = self.param(
             "scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)), (x.shape[-1],)
         )
-        x32 = jnp.asarray(x, jnp.float32)
-        y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.epsilon)
-        return jnp.asarray(y * scale, self.dtype)
+        y = lean_grads.scaled_norm(x, scale, self.epsilon, False)
+        return jnp.asarray(y, self.dtype)
 
 
 class MultiHeadAttention(nn.Module):
