@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gecko_jax import formats
+from gecko_jax import formats, st_folder
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.dual_encoder import DualEncoder
 from gecko_jax.models.registry import backbone_params_from_hf, encoder_config_from_hf
@@ -221,36 +221,28 @@ def _read_gecko_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], P
 
 
 def _read_hf_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:
-    """A Hugging Face model folder, with sentence-transformers pooling and length if present."""
+    """A Hugging Face model folder, with its sentence-transformers modules if present."""
     encoder_config = encoder_config_from_hf(
         json.loads((path / "config.json").read_text()), str(path / "config.json")
     )
-    pooling = "mean"
-    pooling_file = path / "1_Pooling" / "config.json"
-    if pooling_file.exists():
-        pooling_cfg = json.loads(pooling_file.read_text())
-        if pooling_cfg.get("pooling_mode_cls_token"):
-            pooling = "cls"
-        elif not pooling_cfg.get("pooling_mode_mean_tokens"):
-            raise ValueError(f"{pooling_file}: only mean or CLS pooling is supported")
-    max_length = 512
-    st_config = path / "sentence_bert_config.json"
-    if st_config.exists():
-        max_length = json.loads(st_config.read_text()).get("max_seq_length", max_length)
-    modules = path / "modules.json"
-    if modules.exists():
-        for module in json.loads(modules.read_text()):
-            kind = module.get("type", "").rsplit(".", 1)[-1]
-            if kind not in ("Transformer", "Pooling", "Normalize"):
-                raise ValueError(f"{modules}: unsupported sentence-transformers module {kind!r}")
-    weights = path / "model.safetensors"
-    backbone = backbone_params_from_hf(str(weights), encoder_config)
+    modules = st_folder.read_modules(path)
+    pooling = st_folder.read_pooling(modules["Pooling"]) if "Pooling" in modules else "mean"
+    params: dict[str, Any] = {
+        "backbone": backbone_params_from_hf(str(path / "model.safetensors"), encoder_config)
+    }
+    projection: dict[str, Any] = {}
+    if "Dense" in modules:
+        projection, params["projection"] = st_folder.read_dense(
+            modules["Dense"], encoder_config.hidden_size
+        )
+    max_length = st_folder.read_max_length(path, encoder_config.max_position_embeddings)
     config = DualEncoderConfig(
         encoder_config,
         pooling=pooling,
         max_length=min(max_length, encoder_config.max_position_embeddings),
+        **projection,
     )
     tokenizer_file = path / "tokenizer.json"
     if not tokenizer_file.exists():
         tokenizer_file = path / "spiece.model"
-    return config, {"backbone": backbone}, tokenizer_file
+    return config, params, tokenizer_file

@@ -68,3 +68,28 @@ def test_demo_rerun_resumes_without_redoing_work(tiny_demo, capsys):
     assert len(_lines(out / "fret" / "llm_cache.jsonl")) == cache_lines
     assert sorted(p.name for p in (out / "train").rglob("checkpoints/*")) == checkpoints
     assert "[5/5]" in capsys.readouterr().out
+
+
+def test_demo_llm_kwargs_from_gin_reach_fret(tmp_path, monkeypatch):
+    """``gecko.DemoConfig.llm_kwargs`` goes to ``run_fret`` (stopped there: no LLM runs)."""
+    from gecko_jax.cli import _demo_config, build_parser
+    from gecko_jax.demo import run as demo_run
+
+    class Stop(Exception):
+        pass
+
+    def fret(*args, **kwargs):
+        raise Stop(kwargs["llm_kwargs"])
+
+    monkeypatch.setattr(demo_run, "run_fret", fret)
+    passages = tmp_path / "seeds.jsonl"
+    passages.write_text(
+        "".join(json.dumps({"id": t, "title": t, "text": x}) + "\n" for t, x in DEMO_SEED_PASSAGES)
+    )
+    argv = ["demo", "--out", str(tmp_path / "out"), "--passages", str(passages)]
+    argv += ["--gin_param", "gecko.DemoConfig.llm_kwargs = {'batch_size': 8}"]
+    argv += ["--gin_param", "gecko.DemoConfig.eval_tasks = ()"]
+    config = _demo_config(build_parser().parse_args(argv))
+    with pytest.raises(Stop) as stopped:
+        demo_run.run_demo(config, tmp_path / "out", say=lambda line: None)
+    assert stopped.value.args == ({"batch_size": 8},)

@@ -24,7 +24,7 @@ from gecko_jax.data.wiki_extracts import load_wiki_extracts
 from gecko_jax.evaluation.retrieval import exact_top_k
 from gecko_jax.fret import beam_handlers
 from gecko_jax.fret.beam_handlers import LLMGenerateHandler
-from gecko_jax.fret.beam_pipeline import BeamFretConfig, main, run
+from gecko_jax.fret.beam_pipeline import BeamFretConfig, _parser, main, run
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import FRET, GENERATED, run_fret
@@ -202,7 +202,7 @@ def test_cli_with_retries_equals_run_fret(
     )
     args = ["--passages", str(passages), "--out", str(tmp_path / "beam"), "--llm", spec]
     args += ["--encoder", str(minilm_dir), "--max-passages", "6", "--max-chars", str(MAX_CHARS)]
-    args += ["--max-overlap", "0.5"]
+    args += ["--max-overlap", "0.5", "--llm_arg", "max_concurrency=2"]
     args += ["--num-candidates", "3", "--retrieval-shards", "3", "--share-models"]
     # Address files that an earlier run on this machine left behind would make Beam reconnect
     # to a dead model server and load the model elsewhere, out of the count.
@@ -218,6 +218,14 @@ def test_cli_with_retries_equals_run_fret(
     assert generate["retried"] == 6 and generate["malformed"] == 0
     assert generate["dropped_overlap"] + generate["dropped_duplicate"] > 0
     assert len(beam["mine"]["shards"]) == 3 and beam["llm"]["backend"] == "openai"
+
+
+def test_cli_reads_llm_args_as_gecko_fret_does():
+    args = ["--passages", "p.jsonl", "--out", "out", "--llm_arg", "max_context=1024"]
+    args += ["--llm_arg", "batch_size=8", "--runner", "DirectRunner"]
+    parsed, pipeline_args = _parser().parse_known_args(args)
+    assert dict(parsed.llm_arg) == {"max_context": 1024, "batch_size": 8}
+    assert pipeline_args == ["--runner", "DirectRunner"]
 
 
 def test_joint_scoring_equals_run_fret(

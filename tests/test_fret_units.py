@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ from gecko_jax.fret.prompts import (
     query_generation_messages,
     rc_context,
 )
+from gecko_jax.llm import CachedLLM
 from gecko_jax.llm.base import LLM, ContinuationScore, Generation, Prompt
 
 
@@ -298,3 +300,73 @@ def test_mine_scores_both_jointly_with_one_request_per_pair(capsys):
 def test_mine_config_rejects_an_unknown_scoring():
     with pytest.raises(ValueError, match=r"scoring must be one of \('separate', 'joint'\)"):
         MineConfig(scoring="both")
+
+
+def test_llm_arg_flags_read_json_literals_and_repeat():
+    from gecko_jax.fret.cli import build_parser
+
+    flags = ["batch_size=8", "scale=0.5", "on=true", "mesh=null", "stop=[1, 2]", "name=a/b.gguf"]
+    flags += ['quoted="8"', "empty=", "batch_size=4"]  # the last of a key wins
+    args = ["generate", "--passages", "p.jsonl", "--out", "out"]
+    args += [arg for flag in flags for arg in ("--llm_arg", flag)]
+    assert dict(build_parser().parse_args(args).llm_arg) == {
+        "batch_size": 4,
+        "scale": 0.5,
+        "on": True,
+        "mesh": None,
+        "stop": [1, 2],
+        "name": "a/b.gguf",
+        "quoted": "8",
+        "empty": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("batch_size", "expected KEY=VALUE"),
+        ("=8", "expected KEY=VALUE"),
+        ("batch-size=8", "expected KEY=VALUE"),
+        ("stop=[1,", "stop: '\\[1,' is not valid JSON"),
+    ],
+)
+def test_llm_arg_flag_rejects_bad_syntax(flag, message, capsys):
+    from gecko_jax.fret.cli import build_parser
+
+    args = ["generate", "--passages", "p.jsonl", "--out", "out", "--llm_arg", flag]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(args)
+    assert re.search(f"argument --llm_arg: {message}", capsys.readouterr().err)
+
+
+def test_llm_args_and_gin_reach_load_llm(tmp_path, monkeypatch):
+    """``gecko.fret_run.llm_kwargs`` from gin, overridden key by key by ``--llm_arg``."""
+    from gecko_jax.fret import cli, pipeline
+
+    loads = []
+
+    def load(spec, cache, **kwargs):
+        loads.append((spec, kwargs))
+        return CachedLLM(ScriptedLLM({}), cache)
+
+    monkeypatch.setattr(pipeline, "load_llm", load)
+    args = ["generate", "--passages", "wiki:2", "--out", str(tmp_path), "--llm", "jax:m.gguf"]
+    args += ["--gin_param", "gecko.fret_run.llm_kwargs = {'batch_size': 2, 'max_context': 512}"]
+    args += ["--llm_arg", "batch_size=8"]
+    assert cli.main(args) == 0
+    assert loads == [("jax:m.gguf", {"batch_size": 8, "max_context": 512})]
+
+
+def test_unknown_llm_arg_names_the_backend_and_key_before_loading(tmp_path):
+    from gecko_jax.fret import cli
+
+    args = ["generate", "--passages", "wiki:1", "--out", str(tmp_path)]
+    with pytest.raises(TypeError, match=r"\['batch_sise'\] for the jax LLM backend \(JaxLLM\)"):
+        cli.main([*args, "--llm", "jax:missing.gguf", "--llm_arg", "batch_sise=8"])
+
+
+def test_llm_kwargs_need_an_llm_spec(tmp_path):
+    from gecko_jax.fret.pipeline import run_fret
+
+    with pytest.raises(ValueError, match=r"llm_kwargs \['batch_size'\] .* ScriptedLLM"):
+        run_fret([], tmp_path, ScriptedLLM({}), llm_kwargs={"batch_size": 8})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -204,3 +205,20 @@ def test_load_llm_wraps_in_the_cache(path):
     llm = load_llm("openai:some-model@http://127.0.0.1:9/v1", cache=path)
     assert isinstance(llm, CachedLLM)
     assert llm.cache_identity()["model"] == "some-model"
+
+
+@pytest.mark.parametrize(
+    ("spec", "kwargs", "backend"),
+    [
+        ("jax:missing.gguf", {"batch_size": 8, "batch_sise": 8}, "jax LLM backend (JaxLLM)"),
+        ("jax:missing.gguf", {"params": {}}, "jax LLM backend (JaxLLM)"),
+        ("openai:m", {"timeuot": 1.0}, "openai LLM backend (OpenAICompatibleLLM)"),
+        ("openai:m@http://127.0.0.1:9/v1", {"base_url": "x"}, "openai LLM backend"),
+        ("gemini:m", {"temperature": 0.5}, "gemini LLM backend (GeminiLLM)"),
+    ],
+)
+def test_load_llm_names_the_backend_and_the_unknown_setting(spec, kwargs, backend):
+    """Before anything loads (no model file, server or SDK is needed to get the error)."""
+    bad = sorted(set(kwargs) - {"batch_size"})
+    with pytest.raises(TypeError, match=re.escape(f"unknown setting(s) {bad} for the {backend}")):
+        load_llm(spec, **kwargs)

@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 
 from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
 from gecko_jax.fret.prompts import joint_parts  # noqa: E402
-from gecko_jax.llm import LLM, JaxLLM  # noqa: E402
+from gecko_jax.llm import LLM, CachedLLM, JaxLLM, load_llm  # noqa: E402
 from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
 from gecko_jax.llm.jax_backend import _bucket, _common_prefix  # noqa: E402
 from gecko_jax.llm.llama import (  # noqa: E402
@@ -308,6 +308,18 @@ def test_only_cut_inputs_are_keyed_by_the_window(llm):
     wide = JaxLLM(llm.config, llm.params, llm.tokenizer, "same", **(SHAPES | {"max_context": 512}))
     assert wide.score_cache_extras([short, long], [" q", " q"]) == [{}, {}]
     assert wide.score_parts_cache_extras([short, long], [parts, parts]) == [{}, {}]
+
+
+def test_load_llm_settings_reach_the_backend_and_keep_its_cache(llm, tmp_path):
+    """batch_size and length_bucket never change an answer, and max_context only for the inputs
+    it cuts (keyed by its window there): loaded with other settings, the LLM keeps the cache."""
+    path = tmp_path / "calls.jsonl"
+    expected = CachedLLM(llm, path).generate(CHAT_PROMPTS, max_tokens=16)
+    settings = {"max_context": 512, "batch_size": 1, "length_bucket": 16}
+    other = load_llm("jax:" + str(smollm2_gguf_path()), cache=path, **settings)
+    assert {name: getattr(other.inner, name) for name in settings} == settings
+    assert other.generate(CHAT_PROMPTS, max_tokens=16) == expected
+    assert (other.hits, other.misses) == (2, 0)
 
 
 def test_empty_inputs_are_rejected(llm):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from gecko_jax.demo.corpus import MAX_PASSAGE_CHARS
 from gecko_jax.demo.mixture import SYMMETRIC_SET_FOLDERS
@@ -37,8 +39,10 @@ class DemoConfig:
     # Share of the seed passages whose queries are held out: they score each fine-tune.
     heldout_fraction: float = 0.25
     corpus_seed: int = 0
-    # FRet: the LLM (a load_llm spec; None: the offline SmolLM2) and its settings.
+    # FRet: the LLM (a load_llm spec; None: the offline SmolLM2), its backend's constructor
+    # arguments (e.g. {"batch_size": 8}; None: the backend's defaults), and its settings.
     llm: str | None = None
+    llm_kwargs: Mapping[str, Any] | None = None
     max_tokens: int = 64
     temperature: float = 0.0
     max_overlap: float | None = None

@@ -151,6 +151,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
             scoring=config.scoring,
         ),
         mine_only=train_ids,  # held-out queries are scored against their own passage
+        llm_kwargs=config.llm_kwargs,
     )
     records = read_jsonl(out / "fret" / FRET)
     heldout_set = set(heldout_ids)

@@ -12,7 +12,7 @@ releases read too; tests load it with sentence-transformers 6.2:
   BERT pooler (unused by the embedding, dropped by our import);
 - ``1_Pooling/config.json``: mean (or CLS) pooling over all tokens, prompt tokens included as
   in paper Eq. 1;
-- ``2_Dense/``: the projection, bias-free with identity activation;
+- ``2_Dense/``: the projection, with its bias and activation (identity or Tanh) if any;
 - ``config_sentence_transformers.json``: cosine similarity and the prompts below.
 
 Prompts are fixed prefixes in the model's text format (``config.text_format``; the Gecko
@@ -55,7 +55,9 @@ from gecko_jax.formats import (
     format_query,
 )
 from gecko_jax.models.bert import bert_config_to_hf, bert_params_from_hf
+from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.weights import params_to_hf
+from gecko_jax.st_folder import DENSE_ACTIVATIONS
 from gecko_jax.tokenizers import HFTokenizer
 
 if TYPE_CHECKING:
@@ -105,22 +107,8 @@ def export_sentence_transformers(encoder: Encoder, out_dir: str | Path) -> Path:
         },
     )
     if config.projection_dim:
-        kernel = params["projection"]["kernel"]
         dense = out / f"{len(modules)}_Dense"
-        _write_json(
-            dense / "config.json",
-            {
-                "in_features": int(kernel.shape[0]),
-                "out_features": int(kernel.shape[1]),
-                "bias": False,
-                "activation_function": "torch.nn.modules.linear.Identity",
-            },
-        )
-        save_file(
-            {"linear.weight": np.ascontiguousarray(kernel.T, np.float32)},
-            str(dense / "model.safetensors"),
-            metadata={"format": "pt"},
-        )
+        _write_dense(dense, config, params["projection"])
         modules.append(("Dense", dense.name))
     modules.append(("Normalize", f"{len(modules)}_Normalize"))
     _write_json(
@@ -139,6 +127,28 @@ def export_sentence_transformers(encoder: Encoder, out_dir: str | Path) -> Path:
         },
     )
     return out
+
+
+def _write_dense(folder: Path, config: DualEncoderConfig, projection: dict[str, Any]) -> None:
+    """The projection as a Dense module: the inverse of ``st_folder.read_dense``."""
+    kernel = projection["kernel"]
+    tensors = {"linear.weight": kernel.T}
+    if config.projection_bias:
+        tensors["linear.bias"] = projection["bias"]
+    _write_json(
+        folder / "config.json",
+        {
+            "in_features": int(kernel.shape[0]),
+            "out_features": int(kernel.shape[1]),
+            "bias": config.projection_bias,
+            "activation_function": DENSE_ACTIVATIONS[config.projection_activation],
+        },
+    )
+    save_file(
+        {key: np.ascontiguousarray(value, np.float32) for key, value in tensors.items()},
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
 
 
 def sentence_transformers_prompts(text_format: str = DEFAULT_TEXT_FORMAT) -> dict[str, str]:

@@ -32,6 +32,7 @@ from gecko_jax.fret.beam_mine import ScoreAndLabel, ScoreHistograms, ShardedRetr
 from gecko_jax.fret.beam_stages import NAMESPACE, GenerateQueries, ReadPassages
 from gecko_jax.fret.fusion import NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig, diagnostics
+from gecko_jax.fret.llm_flags import add_llm_arg
 from gecko_jax.fret.mine import MineConfig, mine_stats
 from gecko_jax.fret.pipeline import FRET, GENERATED, MANIFEST
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
@@ -255,12 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--passages", required=True, help="JSONL of {id, title, text}")
     parser.add_argument("--out", required=True, help="output folder (or gs://..., s3://...)")
     parser.add_argument("--llm", help="LLM spec (default: jax:<SmolLM2 GGUF>)")
-    parser.add_argument(
-        "--llm-kwargs",
-        type=json.loads,
-        default={},
-        help="JSON keyword arguments for the LLM backend, e.g. '{\"max_context\": 1024}'",
-    )
+    add_llm_arg(parser)
     parser.add_argument("--encoder", help="encoder folder (default: MiniLM)")
     parser.add_argument("--max-passages", type=int)
     parser.add_argument("--max-chars", type=int, default=BeamFretConfig.max_chars)
@@ -290,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir=args.out,
         llm=args.llm or "jax:" + str(smollm2_gguf_path()),
         encoder=args.encoder or str(minilm_path()),
-        llm_kwargs=args.llm_kwargs,
+        llm_kwargs=dict(args.llm_arg),
         max_passages=args.max_passages,
         max_chars=args.max_chars,
         generate=GenerateConfig(

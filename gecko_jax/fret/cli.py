@@ -4,7 +4,8 @@
 
 Settings come from gin (``--gin_file gin_configs/fret/...``, ``--gin_param``) bound to
 ``gecko.GenerateConfig``, ``gecko.MineConfig`` and ``gecko.fret_run``; flags given on the
-command line override them.
+command line override them. ``--llm_arg KEY=VALUE`` (repeatable) sets one argument of the LLM
+backend's constructor, e.g. ``--llm_arg batch_size=8`` for ``jax:``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import argparse
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gin
 
 from gecko_jax.fret.fusion import NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig
+from gecko_jax.fret.llm_flags import add_llm_arg
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import STAGES, run_fret
 
@@ -34,9 +36,17 @@ def fret_run(
     encoder: str | None = None,
     max_passages: int | None = None,
     max_chars: int = 2000,
+    llm_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run-level settings (``None`` LLM: the offline SmolLM2; ``None`` encoder: MiniLM)."""
-    return {"llm": llm, "encoder": encoder, "max_passages": max_passages, "max_chars": max_chars}
+    """Run-level settings (``None`` LLM: the offline SmolLM2; ``None`` encoder: MiniLM;
+    ``llm_kwargs``: the LLM backend's constructor arguments, which ``--llm_arg`` extends)."""
+    return {
+        "llm": llm,
+        "encoder": encoder,
+        "max_passages": max_passages,
+        "max_chars": max_chars,
+        "llm_kwargs": dict(llm_kwargs or {}),
+    }
 
 
 WIKI_PREFIX = "wiki:"
@@ -77,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--llm", help="LLM spec (default: jax:<SmolLM2 GGUF>)")
+    add_llm_arg(parser)
     parser.add_argument("--encoder", help="encoder folder (default: MiniLM)")
     parser.add_argument("--max-passages", type=int)
     parser.add_argument("--max-chars", type=int)
@@ -122,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_chars=run["max_chars"],
         generate_config=generate_config,
         mine_config=mine_config,
+        llm_kwargs=run["llm_kwargs"] | dict(args.llm_arg),
     )
     print(json.dumps({k: manifest.get(k) for k in ("passages", "generate", "mine")}, indent=2))
     return 0

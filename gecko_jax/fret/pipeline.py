@@ -40,9 +40,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _llm(llm: str | LLM, out: Path) -> CachedLLM:
+def _llm(llm: str | LLM, out: Path, llm_kwargs: Mapping[str, Any] | None) -> CachedLLM:
     if isinstance(llm, str):
-        loaded = load_llm(llm, cache=out / LLM_CACHE)
+        loaded = load_llm(llm, cache=out / LLM_CACHE, **(llm_kwargs or {}))
         assert isinstance(loaded, CachedLLM)
         return loaded
     return llm if isinstance(llm, CachedLLM) else CachedLLM(llm, out / LLM_CACHE)
@@ -59,6 +59,7 @@ def run_fret(
     generate_config: GenerateConfig | None = None,
     mine_config: MineConfig | None = None,
     mine_only: Collection[str] | None = None,
+    llm_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the FRet ``stages`` into ``out_dir`` and return the manifest.
 
@@ -66,13 +67,19 @@ def run_fret(
     others keep just their generated query, for example held-out queries whose target is their
     own passage, which need no LLM reranking. Every passage stays in the retrieval corpus.
 
-    ``llm`` is a ``load_llm`` spec or a backend (wrapped in the output folder's cache unless
-    already cached); ``encoder`` an :class:`~gecko_jax.encoder.Encoder` or a model folder
-    (default: MiniLM). The manifest holds only ``cache_identity()`` of the LLM, never a key.
+    ``llm`` is a ``load_llm`` spec (``llm_kwargs`` go to its backend's constructor, e.g.
+    ``batch_size``) or a backend (wrapped in the output folder's cache unless already cached);
+    ``encoder`` an :class:`~gecko_jax.encoder.Encoder` or a model folder (default: MiniLM). The
+    manifest holds only ``cache_identity()`` of the LLM, never a key.
     """
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}; known: {STAGES}")
+    if llm_kwargs and not isinstance(llm, str):
+        raise ValueError(
+            f"llm_kwargs {sorted(llm_kwargs)} configure an LLM loaded from a spec, but "
+            f"{type(llm).__name__} is already built"
+        )
     generate_config = generate_config or GenerateConfig()
     mine_config = mine_config or MineConfig()
     out = Path(out_dir)
@@ -90,7 +97,7 @@ def run_fret(
     outputs = {"generate": out / GENERATED, "mine": out / FRET}
     if all(outputs[stage].exists() for stage in stages):
         return manifest  # nothing to do: the LLM is not even loaded
-    cached = _llm(llm, out)
+    cached = _llm(llm, out, llm_kwargs)
     manifest.update(
         {
             "llm": cached.cache_identity(),

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from gecko_jax.llm.base import LLM, ContinuationScore, Generation, LLMError, Prompt
@@ -39,20 +41,42 @@ def load_llm(spec: str, cache: str | os.PathLike | None = None, **kwargs: Any) -
     if kind == "jax":
         from gecko_jax.llm.jax_backend import JaxLLM
 
+        _check_kwargs(kind, JaxLLM, kwargs, ("config", "params", "tokenizer", "model_id"))
         load = JaxLLM.from_gguf if target.endswith(".gguf") else JaxLLM.from_pretrained
         llm = load(target, **kwargs)
     elif kind == "openai":
         from gecko_jax.llm.openai_backend import OpenAICompatibleLLM
 
         model, _, base_url = target.partition("@")
-        llm = OpenAICompatibleLLM(model, **({"base_url": base_url} if base_url else {}), **kwargs)
+        from_spec = {"base_url": base_url} if base_url else {}
+        _check_kwargs(kind, OpenAICompatibleLLM, kwargs, ("model", *from_spec))
+        llm = OpenAICompatibleLLM(model, **from_spec, **kwargs)
     elif kind == "gemini":
         from gecko_jax.llm.gemini_backend import GeminiLLM
 
+        _check_kwargs(kind, GeminiLLM, kwargs, ("model",))
         llm = GeminiLLM(target, **kwargs)
     else:
         raise ValueError(f"unknown LLM backend {kind!r} in {spec!r}; known: jax, openai, gemini")
     return llm if cache is None else CachedLLM(llm, cache)
+
+
+def _check_kwargs(
+    kind: str, backend: type, kwargs: Mapping[str, Any], from_spec: Collection[str]
+) -> None:
+    """Fail before the (slow) load, naming the backend and the keys, where ``backend``'s
+    constructor would raise a bare TypeError; ``from_spec``: the arguments load_llm fills."""
+    settable = [
+        name
+        for name, parameter in inspect.signature(backend).parameters.items()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        and name not in from_spec
+    ]
+    if bad := sorted(set(kwargs) - set(settable)):
+        raise TypeError(
+            f"unknown setting(s) {bad} for the {kind} LLM backend ({backend.__name__}); "
+            f"settable: {settable}"
+        )
 
 
 def __getattr__(name: str) -> Any:

@@ -454,7 +454,8 @@ class JaxLLM(LLM):
                 ids, min(map(len, ids)) - 1, budget, GENERATE_LENGTH_STEP
             )
             keys = [_row_key(seed, texts[row.index]) for row in batch]
-            keys += keys[:1] * (len(tokens) - len(batch))
+            # Filler rows repeat the last row, its random key too, so they end when it ends.
+            keys += keys[-1:] * (len(tokens) - len(batch))
             out = self._decode_batch(prefix, tokens, mask, jnp.stack(keys), max_tokens, temperature)
             for row, new in zip(batch, out[: len(batch)], strict=True):
                 results[row.index] = self._finish(new[:max_tokens].tolist(), stop)

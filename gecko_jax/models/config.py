@@ -16,6 +16,9 @@ ARCHITECTURES = ("bert", "t5")
 # Gecko pools with the mean over all non-pad tokens (Eq. 1); "cls" exists only so
 # CLS-pooled checkpoints such as BGE can be loaded and compared faithfully.
 POOLING_MODES = ("mean", "cls")
+# Applied after the projection; "tanh" exists so checkpoints with a sentence-transformers Dense
+# module (LaBSE) embed as their authors intended.
+PROJECTION_ACTIVATIONS = ("identity", "tanh")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +72,9 @@ class EncoderConfig:
 class DualEncoderConfig:
     """One shared tower, pooling, optional projection, L2 norm, Matryoshka prefixes.
 
+    The projection is linear, optionally with a bias and then ``projection_activation``: the
+    Gecko paper's is a plain linear map; the options load sentence-transformers Dense modules.
+
     ``dtype`` is the compute dtype (``bfloat16`` for training on accelerators); parameters
     are always kept in float32. ``mrl_dims`` are the prefix sizes the loss trains and the
     encoder may truncate to; the full output size is always included. ``text_format`` names
@@ -79,6 +85,8 @@ class DualEncoderConfig:
     encoder: EncoderConfig
     pooling: str = "mean"
     projection_dim: int | None = None
+    projection_bias: bool = False
+    projection_activation: str = "identity"
     mrl_dims: tuple[int, ...] = ()
     dtype: str = "float32"
     remat: bool = False
@@ -95,6 +103,15 @@ class DualEncoderConfig:
             raise ValueError(f"attention_impl must be xla or cudnn, got {self.attention_impl!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        if self.projection_activation not in PROJECTION_ACTIVATIONS:
+            raise ValueError(
+                f"projection_activation must be one of {PROJECTION_ACTIVATIONS}, "
+                f"got {self.projection_activation!r}"
+            )
+        if not self.projection_dim and (
+            self.projection_bias or self.projection_activation != "identity"
+        ):
+            raise ValueError("projection_bias and projection_activation need a projection_dim")
         for dim in self.mrl_dims:
             if not 0 < dim <= self.output_dim:
                 raise ValueError(

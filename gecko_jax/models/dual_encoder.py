@@ -91,8 +91,10 @@ class DualEncoder(nn.Module):
             pooled = DenseGeneral(
                 cfg.projection_dim,
                 ("embed", "proj"),
-                use_bias=False,
+                use_bias=cfg.projection_bias,
                 dtype=jnp.float32,
                 name="projection",
             )(pooled)
+            if cfg.projection_activation == "tanh":
+                pooled = jnp.tanh(pooled)
         return l2_normalize(pooled)

@@ -20,6 +20,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gecko_jax.features import validate_batch
+from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.partitioning import (
     batch_sharding,
     create_mesh,
@@ -74,12 +75,18 @@ def _load_init_params(path: str, config: TrainConfig) -> Any:
             f"init_from {folder}: its backbone {model_config.encoder} differs from the configured "
             f"{config.model.encoder}"
         )
-    if config.model.projection_dim and "projection" not in params:
+    ours, theirs = _projection(config.model), _projection(model_config)
+    if ours != theirs:
         raise ValueError(
-            f"init_from {folder} has no projection layer but the model config asks for "
-            f"projection_dim={config.model.projection_dim}; initialise it fresh instead"
+            f"init_from {folder}: its projection (dim, bias, activation) {theirs} differs from "
+            f"the configured {ours}; match the model config to it, or initialise fresh instead"
         )
     return params
+
+
+def _projection(model: DualEncoderConfig) -> tuple[int | None, bool, str]:
+    """What the loaded and the configured model must agree on: params do not carry activation."""
+    return model.projection_dim, model.projection_bias, model.projection_activation
 
 
 def restore_or_init(
