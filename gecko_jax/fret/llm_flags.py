@@ -24,7 +24,7 @@ def llm_arg(value: str) -> tuple[str, Any]:
 
 
 def add_llm_arg(parser: argparse.ArgumentParser) -> None:
-    """``--llm_arg KEY=VALUE``, repeatable (the last of a key wins); ``gecko-fret-beam`` too."""
+    """``--llm_arg KEY=VALUE``, repeatable; the last value of a key wins."""
     parser.add_argument(
         "--llm_arg",
         type=llm_arg,
