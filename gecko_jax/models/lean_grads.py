@@ -38,8 +38,9 @@ def _normalized(x: jax.Array, mean: jax.Array | None, rstd: jax.Array) -> jax.Ar
 def _scaled_norm_fwd(
     x: jax.Array, scale: jax.Array, epsilon: float, center: bool
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-    mean, rstd = _statistics(jnp.asarray(x, jnp.float32), epsilon, center)
-    return _normalized(x, mean, rstd) * scale, (x, mean, rstd, scale)
+    x32 = jnp.asarray(x, jnp.float32)
+    mean, rstd = _statistics(x32, epsilon, center)
+    return _normalized(x32, mean, rstd) * scale, (x, mean, rstd, scale)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
