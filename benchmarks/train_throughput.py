@@ -1,14 +1,18 @@
 """Train-step throughput: our jitted Gecko step vs sentence-transformers MNRL, same shapes.
 
-BERT-base size, random weights, bf16 compute, every sequence full length. Each step encodes
+BERT-base size (or another named encoder), random weights, bf16 compute (or float32 on both
+sides), every sequence full length. Each step encodes
 query, positive and hard negative for every pair (3 sequences per pair) on both sides: ours
 with the full Gecko loss (hard negative + same-tower negatives + Matryoshka 768/256), theirs
-with MultipleNegativesRankingLoss on (anchor, positive, negative) triplets under bf16 autocast.
-Tokenisation is excluded on both sides. Prints sequences/s, TFLOP/s, % of the measured bf16
-matmul peak, and ratios; with --out writes the numbers as JSON.
+with MultipleNegativesRankingLoss on (anchor, positive, negative) triplets under bf16 autocast
+(none for float32).
+Tokenisation is excluded on both sides. Prints sequences/s, TFLOP/s, % of the measured matmul
+peak in the compute dtype, and ratios; with --out writes the numbers as JSON.
 
     python benchmarks/train_throughput.py                  # GPU: 128x128 and 512x32, GradCache
     python benchmarks/train_throughput.py --tiny           # CPU smoke run of the same code
+    python benchmarks/train_throughput.py --model minilm_l6 --dtype float32 \
+        --shapes 128x16 --gradcache-pairs 0                # CPU ratio at a size a CPU can run
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from gecko_jax.training.step import make_train_step
 TINY = EncoderConfig("bert", 1000, 64, 2, 4, 128)
 
 
-def matmul_peak_tflops(n: int) -> float:
-    a = jnp.ones((n, n), jnp.bfloat16)
+def matmul_peak_tflops(n: int, dtype: str = "bfloat16") -> float:
+    a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda x: x @ x)
     f(a).block_until_ready()
     start = time.perf_counter()
@@ -69,6 +73,7 @@ def build_step(
     attention: str,
     mesh: jax.sharding.Mesh,
     chunk: int | None = None,
+    dtype: str = "bfloat16",
 ) -> tuple[Any, Any, dict[str, jax.Array]]:
     """(jitted train step, initial state, device batch) for full-length random tokens.
 
@@ -77,7 +82,7 @@ def build_step(
     model = DualEncoderConfig(
         encoder,
         mrl_dims=(min(768, encoder.hidden_size), 32),
-        dtype="bfloat16",
+        dtype=dtype,
         attention_impl=attention,
         max_length=length,
     )
@@ -107,11 +112,12 @@ def time_ours(
     steps: int,
     attention: str,
     chunk: int | None = None,
+    dtype: str = "bfloat16",
 ) -> float:
     """Seconds per train step, averaged over ``steps`` after two warm-up steps."""
     mesh = create_mesh(MeshConfig(data=-1))
     with mesh_context(mesh):
-        step, state, batch = build_step(encoder, pairs, length, attention, mesh, chunk)
+        step, state, batch = build_step(encoder, pairs, length, attention, mesh, chunk, dtype)
         for _ in range(2):  # compile and warm up
             state, metrics = step(state, batch)
         jax.block_until_ready(metrics["loss"])
@@ -126,7 +132,7 @@ def time_ours(
 
 
 def time_sentence_transformers(
-    encoder: EncoderConfig, pairs: int, length: int, steps: int, workdir: Path
+    encoder: EncoderConfig, pairs: int, length: int, steps: int, workdir: Path, dtype: str
 ) -> float:
     import torch
     from sentence_transformers import SentenceTransformer, losses, models
@@ -167,7 +173,7 @@ def time_sentence_transformers(
     times = []
     for i in range(steps + 2):
         start = time.perf_counter()
-        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
             value = loss(inputs, labels)
         value.backward()
         optimizer.step()
@@ -209,36 +215,41 @@ def main() -> None:
     parser.add_argument(
         "--hidden-act", default=None, help="override BERT's exact-erf GELU (e.g. gelu_new: tanh)"
     )
+    parser.add_argument(
+        "--model", default="bert_base", help="named encoder config (ignored with --tiny)"
+    )
+    parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     on_gpu = jax.devices()[0].platform == "gpu"
     attention = args.attention or ("cudnn" if on_gpu else "xla")
-    encoder = TINY if args.tiny else get_named_config("bert_base").encoder
+    encoder = TINY if args.tiny else get_named_config(args.model).encoder
     if args.hidden_act:
         encoder = dataclasses.replace(encoder, hidden_act=args.hidden_act)
     shapes = [(128, 16), (32, 8)] if args.tiny else [(128, 128), (512, 32)]
     if args.shapes:
         shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
-    peak = matmul_peak_tflops(1024 if args.tiny else 8192)
+    peak = matmul_peak_tflops(8192 if on_gpu else 1024, args.dtype)
     device = jax.devices()[0].device_kind
     print(
         f"device: {device} x{jax.device_count()}, jax {jax.__version__}, "
-        f"bf16 matmul peak {peak:.1f} TFLOP/s, attention {attention}"
+        f"{args.dtype} matmul peak {peak:.2f} TFLOP/s, attention {attention}"
     )
     results = {
         "device": device,
         "jax": jax.__version__,
         "matmul_peak_tflops": peak,
         "attention": attention,
+        "dtype": args.dtype,
         "encoder": dataclasses.asdict(encoder),
         "shapes": [],
     }
     workdir = Path(tempfile.mkdtemp(prefix="st_models_"))
     for length, pairs in shapes:
         seqs = 3 * pairs
-        ours = time_ours(encoder, pairs, length, args.steps, attention)
+        ours = time_ours(encoder, pairs, length, args.steps, attention, dtype=args.dtype)
         flops = flops_per_sequence(encoder, length) * seqs
         row = {
             "length": length,
@@ -249,24 +260,27 @@ def main() -> None:
         }
         print(
             f"L={length} pairs={pairs}: ours {seqs / ours:8.0f} seq/s "
-            f"{row['ours_tflops']:6.1f} TFLOP/s ({row['ours_pct_peak']:.0f}% of peak)",
+            f"{row['ours_tflops']:6.2f} TFLOP/s ({row['ours_pct_peak']:.0f}% of peak)",
             flush=True,
         )
         if not args.skip_peer:
-            theirs = time_sentence_transformers(encoder, pairs, length, args.steps, workdir)
+            theirs = time_sentence_transformers(
+                encoder, pairs, length, args.steps, workdir, args.dtype
+            )
             row.update(
                 st_seq_per_s=seqs / theirs, st_tflops=flops / theirs / 1e12, ratio=theirs / ours
             )
             print(
                 f"  sentence-transformers {seqs / theirs:8.0f} seq/s "
-                f"{row['st_tflops']:6.1f} TFLOP/s -> ratio {theirs / ours:.2f}x",
+                f"{row['st_tflops']:6.2f} TFLOP/s -> ratio {theirs / ours:.2f}x",
                 flush=True,
             )
         results["shapes"].append(row)
     if args.gradcache_pairs:
         pairs = 64 if args.tiny else args.gradcache_pairs
         chunk = 16 if args.tiny else 512
-        seconds = time_ours(encoder, pairs, 128 if not args.tiny else 32, 1, attention, chunk)
+        length = 32 if args.tiny else 128
+        seconds = time_ours(encoder, pairs, length, 1, attention, chunk, args.dtype)
         peak_bytes = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
         results["gradcache"] = {
             "pairs": pairs,

@@ -8,6 +8,7 @@ follow what the installed sentence-transformers (6.x) writes and what older rele
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ _LEGACY_POOLING_FLAGS = {
     "pooling_mode_lasttoken": "lasttoken",
 }
 _SENTENCE_EMBEDDING = "sentence_embedding"
+
+logger = logging.getLogger(__name__)
 
 
 def read_modules(path: Path) -> dict[str, Path]:
@@ -64,6 +67,14 @@ def read_pooling(folder: Path) -> str:
     modes = [mode] if isinstance(mode, str) else list(mode)
     if len(modes) != 1 or modes[0] not in POOLING_MODES:
         raise ValueError(f"{config_file}: pooling {modes} is not supported; only mean or CLS")
+    if config.get("include_prompt") is False and modes[0] == "mean":
+        # Not an error: it changes nothing for text without a prompt, as we encode it.
+        logger.warning(
+            "%s: include_prompt is false, so sentence-transformers leaves its prompt's tokens "
+            "out of the mean; here every token is pooled, so text with a prompt in front "
+            "embeds differently",
+            config_file,
+        )
     return modes[0]
 
 

@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gecko_jax.evaluation.instructions import STS_TASK
-from gecko_jax.evaluation.sts import STSPairs, load_stsb, load_stsb_hf
+from gecko_jax.evaluation.sts import STSB_FOLDER, STSPairs, load_stsb, load_stsb_hf
 from gecko_jax.formats import DEFAULT_TEXT_FORMAT
 from tasks.records import Record
 from tasks.registry import add_task
 from tasks.sources import local_dir
-
-STSB_FOLDER = "stsbenchmark"
 
 
 @dataclasses.dataclass(frozen=True)

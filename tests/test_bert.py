@@ -106,6 +106,28 @@ def test_bf16_compute_keeps_fp32_params_and_tracks_fp32(minilm_dir, real_sentenc
     assert np.sum(a * b, axis=1).min() > 0.99
 
 
+def test_a_bf16_checkpoint_loads_as_its_float32_values(minilm_dir, minilm_encoder, tmp_path):
+    """A folder whose weights were saved in bf16 (as hub checkpoints often are) loads, every
+    parameter equal to the float32 original rounded to bf16."""
+    import ml_dtypes
+    import torch
+    from safetensors.torch import save_file as save_torch_file
+
+    folder = tmp_path / "minilm_bf16"
+    shutil.copytree(minilm_dir, folder)
+    tensors = load_file(str(minilm_dir / "model.safetensors"))
+    save_torch_file(
+        {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in tensors.items()},
+        str(folder / "model.safetensors"),
+    )
+    loaded = jax.tree_util.tree_leaves(Encoder.from_pretrained(folder).params)
+    original = jax.tree_util.tree_leaves(minilm_encoder.params)
+    for value, reference in zip(loaded, original, strict=True):
+        rounded = np.asarray(reference).astype(ml_dtypes.bfloat16).astype(np.float32)
+        assert value.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(value), rounded)
+
+
 def test_remat_gives_same_outputs_and_gradients():
     config = get_named_config("tiny_bert")
     ids = jnp.array(np.random.default_rng(0).integers(1, 100, (4, 12)), jnp.int32)

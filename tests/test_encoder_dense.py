@@ -172,6 +172,22 @@ def test_pooling_configs_old_and_new(tmp_path, config, expected):
         assert read_pooling(tmp_path) == expected
 
 
+@pytest.mark.parametrize(
+    ("config", "warns"),
+    [
+        ({"pooling_mode": "mean", "include_prompt": False}, True),
+        ({"pooling_mode": "mean", "include_prompt": True}, False),
+        ({"pooling_mode": "mean"}, False),
+        ({"pooling_mode": "cls", "include_prompt": False}, False),  # CLS is never a prompt token
+    ],
+)
+def test_pooling_without_prompt_tokens_is_loaded_with_a_warning(tmp_path, caplog, config, warns):
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING", logger="gecko_jax.st_folder"):
+        assert read_pooling(tmp_path) == config["pooling_mode"]
+    assert ("include_prompt is false" in caplog.text) == warns
+
+
 def test_projection_config_fields(minilm_encoder):
     saved_before = minilm_encoder.config.to_dict()
     del saved_before["projection_bias"], saved_before["projection_activation"]

@@ -218,6 +218,7 @@ def test_cli_with_retries_equals_run_fret(
     assert generate["retried"] == 6 and generate["malformed"] == 0
     assert generate["dropped_overlap"] + generate["dropped_duplicate"] > 0
     assert len(beam["mine"]["shards"]) == 3 and beam["llm"]["backend"] == "openai"
+    assert beam["llm_kwargs"] == {"max_concurrency": 2} and fret["llm_kwargs"] == {}
 
 
 def test_cli_reads_llm_args_as_gecko_fret_does():
@@ -226,6 +227,16 @@ def test_cli_reads_llm_args_as_gecko_fret_does():
     parsed, pipeline_args = _parser().parse_known_args(args)
     assert dict(parsed.llm_arg) == {"max_context": 1024, "batch_size": 8}
     assert pipeline_args == ["--runner", "DirectRunner"]
+
+
+def test_cli_refuses_an_unknown_llm_setting_before_the_pipeline(tmp_path, capsys):
+    args = ["--passages", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "out")]
+    args += ["--llm", "openai:m", "--llm_arg", "timeuot=2"]
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    assert re.search(r"error: unknown setting\(s\) \['timeuot'\]", capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
 
 
 def test_joint_scoring_equals_run_fret(

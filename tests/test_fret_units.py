@@ -7,6 +7,7 @@ import re
 import string
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 import pytest
 
@@ -307,6 +308,7 @@ def test_llm_arg_flags_read_json_literals_and_repeat():
 
     flags = ["batch_size=8", "scale=0.5", "on=true", "mesh=null", "stop=[1, 2]", "name=a/b.gguf"]
     flags += ['quoted="8"', "empty=", "batch_size=4"]  # the last of a key wins
+    flags += ["off=False", "py_on=True", "unset=None", "word=false_start"]  # Python's spellings
     args = ["generate", "--passages", "p.jsonl", "--out", "out"]
     args += [arg for flag in flags for arg in ("--llm_arg", flag)]
     assert dict(build_parser().parse_args(args).llm_arg) == {
@@ -318,6 +320,10 @@ def test_llm_arg_flags_read_json_literals_and_repeat():
         "name": "a/b.gguf",
         "quoted": "8",
         "empty": "",
+        "off": False,
+        "py_on": True,
+        "unset": None,
+        "word": "false_start",
     }
 
 
@@ -355,14 +361,37 @@ def test_llm_args_and_gin_reach_load_llm(tmp_path, monkeypatch):
     args += ["--llm_arg", "batch_size=8"]
     assert cli.main(args) == 0
     assert loads == [("jax:m.gguf", {"batch_size": 8, "max_context": 512})]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["llm_kwargs"] == {"batch_size": 8, "max_context": 512}
 
 
-def test_unknown_llm_arg_names_the_backend_and_key_before_loading(tmp_path):
+def test_manifest_records_llm_settings_that_are_not_json_by_repr():
+    from gecko_jax.fret.pipeline import llm_kwargs_record
+
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    record = llm_kwargs_record({"mesh": mesh, "batch_size": 8})
+    assert record == {"batch_size": 8, "mesh": repr(mesh)}
+    assert json.loads(json.dumps(record)) == record
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--llm", "jax:m.gguf", "--llm_arg", "batch_sise=8"], r"\['batch_sise'\] for the jax"),
+        (["--llm", "ollama:m"], "unknown LLM backend 'ollama'"),
+    ],
+)
+def test_bad_llm_settings_are_a_usage_error_before_anything_runs(tmp_path, capsys, flags, message):
+    """A usage line and the reason on stderr (exit 2), not a traceback; nothing is written."""
     from gecko_jax.fret import cli
 
-    args = ["generate", "--passages", "wiki:1", "--out", str(tmp_path)]
-    with pytest.raises(TypeError, match=r"\['batch_sise'\] for the jax LLM backend \(JaxLLM\)"):
-        cli.main([*args, "--llm", "jax:missing.gguf", "--llm_arg", "batch_sise=8"])
+    args = ["generate", "--passages", "wiki:1", "--out", str(tmp_path / "out"), *flags]
+    with pytest.raises(SystemExit) as stop:
+        cli.main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: gecko-fret") and re.search(f"error: .*{message}", err)
+    assert not (tmp_path / "out").exists()
 
 
 def test_llm_kwargs_need_an_llm_spec(tmp_path):

@@ -30,6 +30,7 @@ from gecko_jax.llm.llama import (  # noqa: E402
     LlamaConfig,
     abstract_params,
     attention_spans,
+    load_hf_checkpoint,
 )
 from gecko_jax.llm.torch_reference import load_reference  # noqa: E402
 from gecko_jax.partitioning import MeshConfig, create_mesh  # noqa: E402
@@ -407,6 +408,25 @@ def test_hugging_face_folder_gives_the_same_model(llm, reference, tmp_path):
         loaded.score(contexts, continuations), llm.score(contexts, continuations), strict=True
     ):
         np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=1e-5)
+
+
+def test_bf16_hugging_face_folder_loads_its_float32_values_rounded(reference, tmp_path):
+    """Hub Llama checkpoints are mostly bf16: each parameter equals the float32 one rounded."""
+    import copy
+
+    import ml_dtypes
+
+    model, _ = reference
+    model.save_pretrained(tmp_path / "f32")
+    copy.deepcopy(model).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    config, params = load_hf_checkpoint(tmp_path / "f32")
+    bf16_config, bf16_params = load_hf_checkpoint(tmp_path / "bf16")
+    assert bf16_config == config
+    leaves, bf16_leaves = jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(bf16_params)
+    assert len(bf16_leaves) == len(leaves)
+    for value, bf16_value in zip(leaves, bf16_leaves, strict=True):
+        rounded = np.asarray(value).astype(ml_dtypes.bfloat16).astype(np.float32)
+        np.testing.assert_array_equal(np.asarray(bf16_value, np.float32), rounded)
 
 
 def test_every_parameter_has_logical_axis_names(llm):

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from gecko_jax.evaluation.sts import STSB_FOLDER
+
 # Demo set name -> its folder under the data folder (the evaluation reads the same folders).
-SYMMETRIC_SET_FOLDERS: Mapping[str, str] = {"banking77": "banking77", "stsb": "stsbenchmark"}
+SYMMETRIC_SET_FOLDERS: Mapping[str, str] = {"banking77": "banking77", "stsb": STSB_FOLDER}
 # One fixed FRet task name: the batcher seeds each task's draw order with its name, so the order
 # depends on the seed and the examples alone. Runs over one FRet file in two folders train
 # identically, and ablation cells over relabelled copies see their queries in the same order.

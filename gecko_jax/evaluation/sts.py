@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
 
 HF_STSB = "mteb/stsbenchmark-sts"
+# The official release's folder name; the data folder holds it (sts-{split}.csv inside).
+STSB_FOLDER = "stsbenchmark"
 
 
 class STSPairs(NamedTuple):

@@ -24,7 +24,7 @@ from gecko_jax.evaluation.instructions import (
     STS_TASK,
 )
 from gecko_jax.evaluation.retrieval import evaluate_retrieval
-from gecko_jax.evaluation.sts import evaluate_sts, load_stsb
+from gecko_jax.evaluation.sts import STSB_FOLDER, evaluate_sts, load_stsb
 from gecko_jax.evaluation.wiki_sets import wiki_description_retrieval, wiki_topic_clustering
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _data_folder(data_dir: Path | None, name: str) -> Path:
 
 
 def _load_stsb(data_dir: Path | None, limit: int | None, seed: int) -> dict[str, Any]:
-    pairs, scores = load_stsb(_data_folder(data_dir, "stsbenchmark"), "test")
+    pairs, scores = load_stsb(_data_folder(data_dir, STSB_FOLDER), "test")
     keep = _subsample(len(pairs), limit, seed)
     return {"pairs": [pairs[i] for i in keep], "scores": [scores[i] for i in keep]}
 

@@ -32,9 +32,9 @@ from gecko_jax.fret.beam_mine import ScoreAndLabel, ScoreHistograms, ShardedRetr
 from gecko_jax.fret.beam_stages import NAMESPACE, GenerateQueries, ReadPassages
 from gecko_jax.fret.fusion import NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig, diagnostics
-from gecko_jax.fret.llm_flags import add_llm_arg
+from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args
 from gecko_jax.fret.mine import MineConfig, mine_stats
-from gecko_jax.fret.pipeline import FRET, GENERATED, MANIFEST
+from gecko_jax.fret.pipeline import FRET, GENERATED, MANIFEST, llm_kwargs_record
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
 
 # The statistics that are not counts (means, histograms, shard stats); merged into the manifest.
@@ -187,6 +187,7 @@ def manifest(
     return {
         "passages_file": config.passages,
         "llm": identities[0] if len(identities) == 1 else identities,
+        "llm_kwargs": llm_kwargs_record(config.llm_kwargs),
         "prompt_version": PROMPT_VERSION,
         "prompt_hashes": prompt_hashes(),
         "passages": {
@@ -277,16 +278,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, pipeline_args = _parser().parse_known_args(argv)
+    parser = _parser()
+    args, pipeline_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from gecko_jax.assets import minilm_path, smollm2_gguf_path
 
+    llm, llm_kwargs = args.llm or "jax:" + str(smollm2_gguf_path()), dict(args.llm_arg)
+    check_llm_args(parser, llm, llm_kwargs)
     config = BeamFretConfig(
         passages=args.passages,
         out_dir=args.out,
-        llm=args.llm or "jax:" + str(smollm2_gguf_path()),
+        llm=llm,
         encoder=args.encoder or str(minilm_path()),
-        llm_kwargs=dict(args.llm_arg),
+        llm_kwargs=llm_kwargs,
         max_passages=args.max_passages,
         max_chars=args.max_chars,
         generate=GenerateConfig(

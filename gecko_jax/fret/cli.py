@@ -21,7 +21,7 @@ import gin
 
 from gecko_jax.fret.fusion import NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig
-from gecko_jax.fret.llm_flags import add_llm_arg
+from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import STAGES, run_fret
 
@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     gin.clear_config()  # main may run twice in one process (a resumed run)
     with gin.unlock_config():
@@ -123,17 +124,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     mine_config = _override(
         mine_config, num_candidates=args.num_candidates, negative=args.negative, seed=args.seed
     )
+    llm = run["llm"] or _default_llm()
+    llm_kwargs = run["llm_kwargs"] | dict(args.llm_arg)
+    check_llm_args(parser, llm, llm_kwargs)
     manifest = run_fret(
         args.passages,
         args.out,
-        run["llm"] or _default_llm(),
+        llm,
         encoder=run["encoder"],
         stages=STAGES if args.stage == "all" else (args.stage,),
         max_passages=run["max_passages"],
         max_chars=run["max_chars"],
         generate_config=generate_config,
         mine_config=mine_config,
-        llm_kwargs=run["llm_kwargs"] | dict(args.llm_arg),
+        llm_kwargs=llm_kwargs,
     )
     print(json.dumps({k: manifest.get(k) for k in ("passages", "generate", "mine")}, indent=2))
     return 0

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from typing import Any
+
+from gecko_jax.llm import check_llm_kwargs
+
+# Python's spellings too: read as a bare word, "False" would be a (truthy) string.
+_PYTHON_LITERALS = {"True": True, "False": False, "None": None}
 
 
 def llm_arg(value: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` as (key, value): VALUE is read as JSON (8, 0.5, true, null, [..]), and a
-    bare word that is not JSON stays a string, so paths and names need no quotes."""
+    """``KEY=VALUE`` as (key, value): VALUE is read as JSON (8, 0.5, true, null, [..]) or as
+    Python's True, False and None, and a bare word that is neither stays a string, so paths
+    and names need no quotes."""
     key, equals, text = value.partition("=")
     if not equals or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. batch_size=8), got {value!r}")
+    if text in _PYTHON_LITERALS:
+        return key, _PYTHON_LITERALS[text]
     try:
         return key, json.loads(text)
     except json.JSONDecodeError as error:
@@ -21,6 +30,17 @@ def llm_arg(value: str) -> tuple[str, Any]:
             message = f"{key}: {text!r} is not valid JSON ({error})"
             raise argparse.ArgumentTypeError(message) from error
         return key, text
+
+
+def check_llm_args(
+    parser: argparse.ArgumentParser, spec: str, llm_kwargs: Mapping[str, Any]
+) -> None:
+    """Exit with a usage error, not a traceback after minutes of work, for a bad ``--llm`` spec
+    or an ``--llm_arg`` key its backend does not take."""
+    try:
+        check_llm_kwargs(spec, llm_kwargs)
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
 
 
 def add_llm_arg(parser: argparse.ArgumentParser) -> None:

@@ -40,6 +40,19 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def llm_kwargs_record(llm_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The LLM settings as the manifest records them: JSON values as they are, others (a mesh)
+    by their repr, so a run says how its LLM was set up even where the cache key does not."""
+    record = {}
+    for key, value in sorted((llm_kwargs or {}).items()):
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            value = repr(value)
+        record[key] = value
+    return record
+
+
 def _llm(llm: str | LLM, out: Path, llm_kwargs: Mapping[str, Any] | None) -> CachedLLM:
     if isinstance(llm, str):
         loaded = load_llm(llm, cache=out / LLM_CACHE, **(llm_kwargs or {}))
@@ -101,6 +114,7 @@ def run_fret(
     manifest.update(
         {
             "llm": cached.cache_identity(),
+            "llm_kwargs": llm_kwargs_record(llm_kwargs),
             "prompt_version": PROMPT_VERSION,
             "prompt_hashes": prompt_hashes(),
             "passages": {**counts, "malformed_lines": skipped_lines, "max_chars": max_chars},

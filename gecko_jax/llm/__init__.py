@@ -24,6 +24,7 @@ __all__ = [
     "LLMError",
     "OpenAICompatibleLLM",
     "Prompt",
+    "check_llm_kwargs",
     "load_llm",
 ]
 
@@ -34,31 +35,45 @@ def load_llm(spec: str, cache: str | os.PathLike | None = None, **kwargs: Any) -
     ``jax:PATH`` (a ``.gguf`` file or a Hugging Face Llama folder), ``openai:MODEL[@BASE_URL]``,
     ``gemini:MODEL``. With ``cache``, calls go through :class:`CachedLLM` at that file.
     """
+    kind, target, backend, from_spec = _resolve(spec)
+    _check_kwargs(kind, backend, kwargs, from_spec)
+    llm: LLM
+    if kind == "jax":  # the loader fills the spec's arguments from the model files
+        load = backend.from_gguf if target.endswith(".gguf") else backend.from_pretrained
+        llm = load(target, **kwargs)
+    else:
+        llm = backend(**from_spec, **kwargs)
+    return llm if cache is None else CachedLLM(llm, cache)
+
+
+def check_llm_kwargs(spec: str, kwargs: Mapping[str, Any]) -> None:
+    """Raise what :func:`load_llm` would for a bad spec or setting, without loading anything:
+    command lines check their ``--llm_arg`` values before the (slow) pipeline starts."""
+    kind, _, backend, from_spec = _resolve(spec)
+    _check_kwargs(kind, backend, kwargs, from_spec)
+
+
+def _resolve(spec: str) -> tuple[str, str, type, dict[str, Any]]:
+    """(kind, target, backend class, the constructor arguments the spec fills: names only for
+    ``jax``, whose loader reads their values from the model files)."""
     kind, _, target = spec.partition(":")
     if not target:
         raise ValueError(f"LLM spec {spec!r} is not KIND:WHAT (jax:, openai:, gemini:)")
-    llm: LLM
     if kind == "jax":
         from gecko_jax.llm.jax_backend import JaxLLM
 
-        _check_kwargs(kind, JaxLLM, kwargs, ("config", "params", "tokenizer", "model_id"))
-        load = JaxLLM.from_gguf if target.endswith(".gguf") else JaxLLM.from_pretrained
-        llm = load(target, **kwargs)
-    elif kind == "openai":
+        return kind, target, JaxLLM, dict.fromkeys(("config", "params", "tokenizer", "model_id"))
+    if kind == "openai":
         from gecko_jax.llm.openai_backend import OpenAICompatibleLLM
 
         model, _, base_url = target.partition("@")
-        from_spec = {"base_url": base_url} if base_url else {}
-        _check_kwargs(kind, OpenAICompatibleLLM, kwargs, ("model", *from_spec))
-        llm = OpenAICompatibleLLM(model, **from_spec, **kwargs)
-    elif kind == "gemini":
+        from_spec = {"model": model} | ({"base_url": base_url} if base_url else {})
+        return kind, target, OpenAICompatibleLLM, from_spec
+    if kind == "gemini":
         from gecko_jax.llm.gemini_backend import GeminiLLM
 
-        _check_kwargs(kind, GeminiLLM, kwargs, ("model",))
-        llm = GeminiLLM(target, **kwargs)
-    else:
-        raise ValueError(f"unknown LLM backend {kind!r} in {spec!r}; known: jax, openai, gemini")
-    return llm if cache is None else CachedLLM(llm, cache)
+        return kind, target, GeminiLLM, {"model": target}
+    raise ValueError(f"unknown LLM backend {kind!r} in {spec!r}; known: jax, openai, gemini")
 
 
 def _check_kwargs(
