@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import tempfile
 import time
@@ -151,8 +152,11 @@ def time_sentence_transformers(
     )
     BertModel(hf_config).save_pretrained(folder)
     _save_placeholder_tokenizer(folder, encoder.vocab_size)
+    # Newer sentence-transformers releases renamed model_args; a GPU image may hold an older one.
+    parameters = inspect.signature(models.Transformer).parameters
+    model_kwargs = "model_kwargs" if "model_kwargs" in parameters else "model_args"
     word = models.Transformer(
-        str(folder), max_seq_length=length, model_args={"attn_implementation": "sdpa"}
+        str(folder), max_seq_length=length, **{model_kwargs: {"attn_implementation": "sdpa"}}
     )
     pooling = models.Pooling(encoder.hidden_size, "mean")
     model = SentenceTransformer(modules=[word, pooling], device=device)
