@@ -1,7 +1,5 @@
 """The train step: global batch on 1 vs 8 devices, GradCache == plain, the NaN guard."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,7 +67,7 @@ def reference():
     return params, float(loss), jax.device_get(grads)
 
 
-def _sharded_loss_and_grads(mesh_config, params, cfg, gradcache=False, batch=None):
+def _sharded_loss_and_grads(mesh_config, params, cfg, gradcache=False):
     devices = jax.devices()
     if -1 not in (mesh_config.data, mesh_config.fsdp, mesh_config.tensor):
         devices = devices[: mesh_config.data * mesh_config.fsdp * mesh_config.tensor]
@@ -77,7 +75,7 @@ def _sharded_loss_and_grads(mesh_config, params, cfg, gradcache=False, batch=Non
     optimizer = make_optimizer(cfg)
     with mesh_context(mesh):
         state = init_state(cfg, optimizer, mesh, jax.random.key(0), params=params)
-        batch = jax.device_put(random_batch() if batch is None else batch, batch_sharding(mesh))
+        batch = jax.device_put(random_batch(), batch_sharding(mesh))
         if gradcache:
             fn = lambda p, b: gradcache_loss_and_grads(p, b, cfg, num_batch_shards(mesh))
         else:
@@ -118,39 +116,6 @@ def test_gradcache_equals_plain(reference):
     )
     assert on_8 == pytest.approx(loss, rel=1e-5)
     _assert_trees_close(grads_8, grads, atol=1e-5)
-
-
-def padded_query_batch() -> dict[str, np.ndarray]:
-    """``random_batch`` with queries right-padded to the passage length (same embeddings)."""
-    batch = random_batch()
-    for name in ("input_ids", "attention_mask"):
-        query = batch[f"query_{name}"]
-        batch[f"query_{name}"] = np.pad(query, ((0, 0), (0, PLEN - QLEN)))
-    return batch
-
-
-@pytest.mark.parametrize(
-    ("mesh_config", "batch"),
-    [(MeshConfig(data=1), padded_query_batch), (MeshConfig(data=4, fsdp=2), random_batch)],
-)
-def test_shared_forward_passes_equal_one_pass_per_tower(reference, mesh_config, batch):
-    """The accelerator default (towers of one length in one pass: positive + negative, or all
-    three) gives the loss and gradients of the CPU default, one pass per tower."""
-    params, loss, grads = reference
-    assert config().tower_passes == "auto" and jax.default_backend() == "cpu"
-    shared = config(tower_passes="shared")
-    for gradcache in (False, True):
-        cfg = dataclasses.replace(shared, gradcache_chunk_size=8 if gradcache else None)
-        got_loss, got_grads, _ = _sharded_loss_and_grads(
-            mesh_config, params, cfg, gradcache=gradcache, batch=batch()
-        )
-        assert got_loss == pytest.approx(loss, rel=1e-5)
-        _assert_trees_close(got_grads, grads, atol=1e-5)
-
-
-def test_tower_passes_must_be_known():
-    with pytest.raises(ValueError, match="tower_passes must be auto, shared or separate"):
-        config(tower_passes="fused")
 
 
 def test_non_finite_step_is_skipped_and_counted(reference):

@@ -31,9 +31,6 @@ class TrainConfig:
     mrl_weights: tuple[float, ...] | None = None
     # Memory: GradCache chunk size in examples (None: embed the whole batch at once).
     gradcache_chunk_size: int | None = None
-    # Speed only (same loss and gradients): "shared" embeds towers of one length in one
-    # forward pass (accelerators), "separate" one pass per tower (CPU); "auto" picks by backend.
-    tower_passes: str = "auto"
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
     seed: int = 0
     # Robustness and bookkeeping.
@@ -49,10 +46,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.schedule not in ("linear", "cosine", "constant"):
             raise ValueError(f"schedule must be linear, cosine or constant, got {self.schedule!r}")
-        if self.tower_passes not in ("auto", "shared", "separate"):
-            raise ValueError(
-                f"tower_passes must be auto, shared or separate, got {self.tower_passes!r}"
-            )
         if self.total_steps < 1 or self.global_batch_size < 1:
             raise ValueError("total_steps and global_batch_size must be >= 1")
         chunk = self.gradcache_chunk_size

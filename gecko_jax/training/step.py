@@ -38,13 +38,22 @@ class TrainState:
 
 
 def embed_batch(params: Any, batch: Batch, config: TrainConfig) -> Embeddings:
-    """Query, positive and (optionally) hard-negative embeddings from the shared tower."""
+    """Query, positive and (optionally) hard-negative embeddings from the shared tower.
+
+    Towers of the same sequence length share one forward pass (positive and negative always,
+    the query too when its length matches): fewer, larger kernels on accelerators. Rows are
+    interleaved per example, ``[B, towers, L] -> [B * towers, L]``, so a batch-sharded input
+    stays on its devices.
+    """
     model = DualEncoder(config.model)
     towers = (
         ("query", "positive", "negative") if config.use_hard_negatives else ("query", "positive")
     )
+    by_length: dict[int, list[str]] = {}
+    for tower in towers:
+        by_length.setdefault(batch[f"{tower}_input_ids"].shape[1], []).append(tower)
     embeddings: dict[str, jax.Array] = {}
-    for group in _forward_passes(towers, batch, config.tower_passes):
+    for group in by_length.values():
         ids, mask = (
             jnp.stack([batch[f"{tower}_{name}"] for tower in group], axis=1)
             for name in ("input_ids", "attention_mask")
@@ -58,24 +67,6 @@ def embed_batch(params: Any, batch: Batch, config: TrainConfig) -> Embeddings:
         out = out.reshape(rows, count, -1)
         embeddings.update({tower: out[:, i] for i, tower in enumerate(group)})
     return embeddings["query"], embeddings["positive"], embeddings.get("negative")
-
-
-def _forward_passes(towers: tuple[str, ...], batch: Batch, mode: str) -> list[list[str]]:
-    """The towers each forward pass embeds.
-
-    ``shared``: towers of the same sequence length share one pass (positive and negative
-    always, the query too when its length matches): fewer, larger kernels for accelerators.
-    Rows are interleaved per example, ``[B, towers, L] -> [B * towers, L]``, so a
-    batch-sharded input stays on its devices. ``separate``: one pass per tower, whose smaller
-    working set stays in a CPU's caches (about 10% faster a step there). ``auto``: separate on
-    CPU, shared elsewhere.
-    """
-    if mode == "separate" or (mode == "auto" and jax.default_backend() == "cpu"):
-        return [[tower] for tower in towers]
-    by_length: dict[int, list[str]] = {}
-    for tower in towers:
-        by_length.setdefault(batch[f"{tower}_input_ids"].shape[1], []).append(tower)
-    return list(by_length.values())
 
 
 def loss_from_embeddings(
