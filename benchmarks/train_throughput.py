@@ -1,13 +1,12 @@
 """Train-step throughput: our jitted Gecko step vs sentence-transformers MNRL, same shapes.
 
 BERT-base size (or another named encoder), random weights, bf16 compute (or float32 on both
-sides), every sequence full length. Each step encodes
-query, positive and hard negative for every pair (3 sequences per pair) on both sides: ours
-with the full Gecko loss (hard negative + same-tower negatives + Matryoshka 768/256), theirs
-with MultipleNegativesRankingLoss on (anchor, positive, negative) triplets under bf16 autocast
-(none for float32).
-Tokenisation is excluded on both sides. Prints sequences/s, TFLOP/s, % of the measured matmul
-peak in the compute dtype, and ratios; with --out writes the numbers as JSON.
+sides), every sequence full length. Each step encodes query, positive and hard negative for
+every pair (3 sequences per pair) on both sides: ours with the full Gecko loss (hard negative +
+same-tower negatives + Matryoshka 768/256), theirs with MultipleNegativesRankingLoss on
+(anchor, positive, negative) triplets under bf16 autocast (none for float32). Tokenisation is
+excluded on both sides. Prints sequences/s, TFLOP/s, % of the measured matmul peak in the
+compute dtype, and ratios; with --out writes the numbers as JSON.
 
     python benchmarks/train_throughput.py                  # GPU: 128x128 and 512x32, GradCache
     python benchmarks/train_throughput.py --tiny           # CPU smoke run of the same code
