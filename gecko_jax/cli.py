@@ -45,10 +45,12 @@ def _gin_demo_config():
 def _demo_config(args: argparse.Namespace):
     import gin
 
+    from gecko_jax.gin_files import parse_gin
+
     configured = _gin_demo_config()
     gin.clear_config()
     with gin.unlock_config():
-        gin.parse_config_files_and_bindings(args.gin_file, args.gin_param)
+        parse_gin(args.gin_file, args.gin_param)
         config = configured()
     flags = {
         "passages_file": args.passages,
@@ -73,8 +75,9 @@ def _use_compilation_cache(folder: Path) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from gecko_jax.demo import run_demo
 
+    config = _demo_config(args)  # a bad gin file stops the run before anything is written
     _use_compilation_cache(Path(args.out) / "jax_cache")
-    run_demo(_demo_config(args), args.out)
+    run_demo(config, args.out)
     return 0
 
 
@@ -106,8 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     # The fine-tuning progress lines (step, loss, held-out metric, early stop) are INFO.
     for name in ("gecko_jax.training.trainer", "gecko_jax.demo"):
         logging.getLogger(name).setLevel(logging.INFO)
-    args = build_parser().parse_args(argv)
-    return args.run(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from gecko_jax.gin_files import GinFileError
+
+    try:
+        return args.run(args)
+    except GinFileError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import gin
 import jax
 
 from gecko_jax.assets import minilm_path
+from gecko_jax.gin_files import GinFileError, parse_gin
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.named_configs import get_named_config
 from gecko_jax.partitioning import MeshConfig, initialize_distributed
@@ -96,16 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.coordinator_address or args.num_processes:
         initialize_distributed(
             args.coordinator_address, args.num_processes, args.process_id, args.cpu_collectives
         )
-    search_paths = [*args.gin_search_path, str(Path(__file__).resolve().parents[1])]
-    for path in search_paths:
-        gin.add_config_file_search_path(path)
-    gin.parse_config_files_and_bindings(args.gin_file, args.gin_param)
+    try:
+        parse_gin(args.gin_file, args.gin_param, args.gin_search_path)
+    except GinFileError as error:
+        parser.error(str(error))
     run(workdir=args.workdir)
     return 0
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import gin
 
 from gecko_jax.ablations.cells import AblationCell, AblationPlan
-
-REPO = Path(__file__).resolve().parents[2]  # gin includes are relative to the checkout
+from gecko_jax.gin_files import GinFileError, parse_gin
 
 _configurable_plan = gin.external_configurable(AblationPlan, module="gecko")
 gin.external_configurable(AblationCell, module="gecko")
@@ -29,8 +27,7 @@ gin.external_configurable(AblationCell, module="gecko")
 def load_plan(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> AblationPlan:
     """The plan the gin files and bindings describe."""
     gin.clear_config()
-    gin.add_config_file_search_path(str(REPO))
-    gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
+    parse_gin(gin_files, gin_params)
     return _configurable_plan()
 
 
@@ -49,10 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     from gecko_jax.ablations.runner import run_ablations
 
-    run_ablations(load_plan(args.gin_file, args.gin_param), args.demo, args.out)
+    try:
+        plan = load_plan(args.gin_file, args.gin_param)
+    except GinFileError as error:
+        parser.error(str(error))
+    run_ablations(plan, args.demo, args.out)
     return 0
 
 

@@ -24,6 +24,7 @@ from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import STAGES, run_fret
+from gecko_jax.gin_files import GinFileError, parse_gin
 
 # The gin-configured versions: calling these, not the plain classes, applies the bindings.
 _gin_generate_config = gin.external_configurable(GenerateConfig, module="gecko")
@@ -108,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     gin.clear_config()  # main may run twice in one process (a resumed run)
     with gin.unlock_config():
-        gin.parse_config_files_and_bindings(args.gin_file, args.gin_param)
+        try:
+            parse_gin(args.gin_file, args.gin_param)
+        except GinFileError as error:
+            parser.error(str(error))
         run = fret_run()
         generate_config, mine_config = _gin_generate_config(), _gin_mine_config()
     run.update(
