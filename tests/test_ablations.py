@@ -4,6 +4,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import gin
 import numpy as np
 import pytest
 from conftest import TINY_DEMO_EVAL_LIMIT
@@ -144,6 +145,12 @@ def test_every_shipped_plan_parses():
     assert cells["mrl_separate"].trainings()[0] == cells["baseline"].trainings()[0]
     trainings = {t for c in everything.cells for t in c.trainings()}
     assert len(trainings) == 12
+
+
+def test_loading_a_plan_leaves_gin_unlocked():
+    # Locked, gin refuses new configurables: importing gecko_jax.fret.cli afterwards failed.
+    load_plan(["gin_configs/ablations/all.gin"])
+    assert not gin.config_is_locked()
 
 
 def test_plan_wide_settings_are_checked_when_the_plan_is_built():

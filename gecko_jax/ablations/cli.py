@@ -25,10 +25,12 @@ gin.external_configurable(AblationCell, module="gecko")
 
 
 def load_plan(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> AblationPlan:
-    """The plan the gin files and bindings describe."""
+    """The plan the gin files and bindings describe. Gin is left unlocked, as it was, so a
+    notebook or test that loads a plan can still import modules that register configurables."""
     gin.clear_config()
-    parse_gin(gin_files, gin_params)
-    return _configurable_plan()
+    with gin.unlock_config():
+        parse_gin(gin_files, gin_params)
+        return _configurable_plan()
 
 
 def build_parser() -> argparse.ArgumentParser:
