@@ -20,6 +20,7 @@ import gin
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
+_GIN_MISS = "Unable to open file"  # how gin-config 0.5 (pinned) starts a missing file's error
 _search_paths: set[str] = set()
 
 
@@ -41,7 +42,8 @@ def parse_gin(
     gin_files: Sequence[str], gin_params: Sequence[str], search_paths: Sequence[str] = ()
 ) -> None:
     """Parse gin files and bindings; relative file names are looked up in the working folder,
-    then in ``search_paths``, then in the checkout. Raises :class:`GinFileError`."""
+    then in the search paths added so far (``search_paths`` and the checkout). Raises
+    :class:`GinFileError` for a file found in none of them."""
     for path in (*search_paths, str(CHECKOUT)):
         if path not in _search_paths:
             gin.add_config_file_search_path(path)
@@ -51,7 +53,10 @@ def parse_gin(
     root.addFilter(lookup_filter)
     try:
         gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
-    except OSError as error:  # gin reads files only; this is a gin file that cannot be read
+    except OSError as error:
+        # gin's own miss; an OSError raised by a module a gin file imports keeps its traceback.
+        if not str(error).startswith(_GIN_MISS):
+            raise
         raise GinFileError(str(error)) from error
     finally:
         root.removeFilter(lookup_filter)
