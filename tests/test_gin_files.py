@@ -7,7 +7,7 @@ import sys
 import gin
 import pytest
 
-from gecko_jax import train_cli  # registers the gecko.* configurables that tiny.gin binds
+from gecko_jax import train_cli
 from gecko_jax.ablations import cli as ablate_cli
 from gecko_jax.cli import main as demo_main
 from gecko_jax.fret import cli as fret_cli
