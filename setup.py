@@ -86,6 +86,7 @@ setup(
             "gecko-fret=gecko_jax.fret.cli:main",
             "gecko-export=gecko_jax.export.cli:main",
             "gecko-fret-beam=gecko_jax.fret.beam_pipeline:main",
+            "gecko-rerank-eval=gecko_jax.fret.teacher_cli:main",
             "gecko-ablate=gecko_jax.ablations.cli:main",
         ]
     },

@@ -47,6 +47,11 @@ def smollm2_gguf_path() -> Path:
     return _existing(_package_dir("smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+def smollm2_llm_spec() -> str:
+    """The ``load_llm`` spec of the offline SmolLM2: every command's default LLM."""
+    return "jax:" + str(smollm2_gguf_path())
+
+
 def wiki_extracts_path() -> Path:
     """10,033 English Wikipedia lead extracts with titles, descriptions and topics (JSON)."""
     return _existing(_package_dir("wiki") / "data" / "summaries_en-us.json")

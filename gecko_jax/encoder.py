@@ -6,6 +6,7 @@ no compute goes to padding and jit compiles one shape per row length, not one pe
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
@@ -14,15 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
+from tqdm.auto import tqdm
 
 from gecko_jax import formats, st_folder
+from gecko_jax.export.folders import write_folder
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.dual_encoder import DualEncoder
 from gecko_jax.models.registry import backbone_params_from_hf, encoder_config_from_hf
-from gecko_jax.packing import max_segments, plan_calls
+from gecko_jax.models.weights import WeightImportError
+from gecko_jax.packing import PackedCall, max_segments, plan_calls
 from gecko_jax.serialization import load_params, save_params
 from gecko_jax.tokenizers import Tokenizer, check_texts, load_tokenizer
 
@@ -32,6 +38,9 @@ GECKO_CONFIG = "gecko_config.json"
 GECKO_PARAMS = "params.safetensors"
 FORMAT_VERSION = 1
 _PROGRESS_MIN_CALLS = 8
+# Calls queued ahead of the one being collected: enough to keep the device busy while the
+# host packs and collects, few enough that the bar trails the work by little.
+_IN_FLIGHT = 2
 
 
 # Token slots per forward call for each text of ``batch_size``: packed rows hold about this
@@ -56,10 +65,13 @@ class Encoder:
         params: dict[str, Any],
         tokenizer: Tokenizer,
         tokenizer_file: str | Path | None = None,
+        source: str | Path | None = None,
     ):
         self.config = config
         self.tokenizer = tokenizer
         self.tokenizer_file = Path(tokenizer_file) if tokenizer_file else None
+        # The folder this encoder was loaded from, which its exports never write into.
+        self.source = Path(source) if source else None
         self.params = jax.tree_util.tree_map(jnp.asarray, params)
         self._apply = _compiled_apply(config)
 
@@ -81,24 +93,34 @@ class Encoder:
         if max_length is not None:
             overrides["max_length"] = max_length
         config = DualEncoderConfig.from_dict({**config.to_dict(), **overrides})
-        return cls(config, params, load_tokenizer(tokenizer_file), tokenizer_file)
+        return cls(config, params, load_tokenizer(tokenizer_file), tokenizer_file, path)
 
-    def save_pretrained(self, path: str | Path) -> Path:
-        """Write config, float32 parameters and the tokenizer file; loadable by from_pretrained."""
-        if self.tokenizer_file is None:
+    def save_pretrained(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write config, float32 parameters and the tokenizer file; loadable by from_pretrained.
+
+        As in Hugging Face, saving into a folder again replaces the files; ``overwrite=False``
+        refuses a non-empty folder instead. Written atomically (``export.folders``), never
+        into the folder this encoder was loaded from.
+        """
+        tokenizer_file = self.tokenizer_file
+        if tokenizer_file is None:
             raise ValueError("this encoder has no tokenizer file to save alongside the weights")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+
+        def write(folder: Path) -> None:
+            self._write_gecko_folder(folder, tokenizer_file)
+
+        return write_folder(path, write, overwrite=overwrite, source=self.source)
+
+    def _write_gecko_folder(self, path: Path, tokenizer_file: Path) -> None:
         save_params(path / GECKO_PARAMS, jax.device_get(self.params))
-        shutil.copyfile(self.tokenizer_file, path / self.tokenizer_file.name)
+        shutil.copyfile(tokenizer_file, path / tokenizer_file.name)
         meta = {
             "format": "gecko_jax",
             "version": FORMAT_VERSION,
             "model": self.config.to_dict(),
-            "tokenizer": self.tokenizer_file.name,
+            "tokenizer": tokenizer_file.name,
         }
         (path / GECKO_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
-        return path
 
     # ----------------------------------------------------------------------- encoding
     def encode(
@@ -126,32 +148,32 @@ class Encoder:
         )
         if show_progress is None:
             show_progress = len(calls) >= _PROGRESS_MIN_CALLS
-        # Dispatch is asynchronous: later calls are packed while earlier ones run.
-        pending = [
-            (
-                call.slots,
-                self._apply(
-                    {"params": self.params},
-                    call.input_ids,
-                    call.attention_mask,
-                    call.segment_ids,
-                    call.position_ids,
-                    max_segments(call.input_ids.shape[1]),
-                ),
-            )
-            for call in calls
-        ]
         embeddings = np.empty((len(texts), self.embedding_dim), np.float32)
-        progress = _progress(len(texts), show_progress)
-        for slots, result in pending:
-            rows, segments, indices = (np.array(x) for x in zip(*slots, strict=True))
-            embeddings[indices] = np.asarray(result)[rows, segments]
-            progress.update(len(slots))
-        progress.close()
+        # Dispatch is asynchronous: a few calls are queued while the oldest one runs, and each
+        # is collected as soon as the window is full, so the bar moves with the computation.
+        pending: collections.deque[tuple[PackedCall, jax.Array]] = collections.deque()
+        with _progress(len(texts), show_progress) as progress:
+            for call in calls:
+                pending.append((call, self._dispatch(call)))
+                if len(pending) > _IN_FLIGHT:
+                    _collect(*pending.popleft(), embeddings, progress)
+            while pending:
+                _collect(*pending.popleft(), embeddings, progress)
         if dims is not None and dims < self.embedding_dim:
             embeddings = embeddings[:, :dims]
             embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
         return embeddings
+
+    def _dispatch(self, call: PackedCall) -> jax.Array:
+        """Start one packed forward call; returns before it has finished."""
+        return self._apply(
+            {"params": self.params},
+            call.input_ids,
+            call.attention_mask,
+            call.segment_ids,
+            call.position_ids,
+            max_segments(call.input_ids.shape[1]),
+        )
 
     def encode_queries(
         self, texts: Sequence[str], task: str = formats.DEFAULT_QUERY_TASK, **kwargs: Any
@@ -180,20 +202,16 @@ class Encoder:
         return self.encode(documents, **kwargs)
 
 
-class _NoProgress:
-    def update(self, n: int) -> None:
-        del n
+def _collect(call: PackedCall, result: jax.Array, out: np.ndarray, progress: tqdm) -> None:
+    """Wait for one call's embeddings, place them by text index and advance the bar."""
+    rows, segments, indices = (np.array(x) for x in zip(*call.slots, strict=True))
+    out[indices] = np.asarray(result)[rows, segments]
+    progress.update(len(call.slots))
 
-    def close(self) -> None:
-        pass
 
-
-def _progress(total: int, show: bool) -> Any:
-    if not show:
-        return _NoProgress()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="encode", unit="text")
+def _progress(total: int, show: bool) -> tqdm:
+    """A bar over texts; tqdm's default format shows the rate and the time left."""
+    return tqdm(total=total, desc="encode", unit="text", disable=not show)
 
 
 def read_model_folder(path: str | Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:
@@ -217,7 +235,36 @@ def _read_gecko_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], P
             f"version {meta.get('version')!r}"
         )
     config = DualEncoderConfig.from_dict(meta["model"])
-    return config, load_params(path / GECKO_PARAMS), path / meta["tokenizer"]
+    params = load_params(path / GECKO_PARAMS)
+    _check_params(config, params, path / GECKO_PARAMS)
+    return config, params, path / meta["tokenizer"]
+
+
+def _check_params(config: DualEncoderConfig, params: dict[str, Any], path: Path) -> None:
+    """Every tensor the config needs, at its shape, and no other: a file saved for another
+    config fails here, naming the tensors, rather than inside the first forward call."""
+    ones = jnp.ones((1, 8), jnp.int32)
+    init = functools.partial(DualEncoder(config).init, jax.random.key(0), ones, ones)
+    expected = _shapes(nn.unbox(jax.eval_shape(init))["params"])
+    found = _shapes(params)
+    problems = [
+        f"{name}: file has {found[name]}, config needs {shape}"
+        for name, shape in expected.items()
+        if name in found and found[name] != shape
+    ]
+    problems += [f"{name}: missing" for name in expected if name not in found]
+    problems += [f"{name}: not in the model" for name in found if name not in expected]
+    if problems:
+        raise WeightImportError(
+            f"{path} does not fit {path.parent / GECKO_CONFIG} ({len(problems)} tensors): "
+            + "; ".join(problems[:5])
+        )
+
+
+def _shapes(tree: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {
+        "/".join(key): tuple(value.shape) for key, value in traverse_util.flatten_dict(tree).items()
+    }
 
 
 def _read_hf_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:

@@ -40,8 +40,6 @@ def save_params(path: str | os.PathLike, params: Mapping[str, Any]) -> None:
 
 
 def load_params(path: str | os.PathLike) -> dict[str, Any]:
-    from safetensors.numpy import load_file
+    from gecko_jax.models.weights import read_safetensors
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"parameter file not found: {path}")
-    return unflatten_params(load_file(str(path)))
+    return unflatten_params(read_safetensors(path))

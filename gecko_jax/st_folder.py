@@ -152,9 +152,9 @@ def _read_weights(folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """float32 tensors of ``model.safetensors``, else of the older ``pytorch_model.bin``."""
     safetensors_file = folder / "model.safetensors"
     if safetensors_file.exists():
-        from safetensors.numpy import load_file
+        from gecko_jax.models.weights import read_safetensors
 
-        tensors = load_file(str(safetensors_file))
+        tensors = read_safetensors(safetensors_file)
         return safetensors_file, {k: np.asarray(v, np.float32) for k, v in tensors.items()}
     torch_file = folder / "pytorch_model.bin"
     if torch_file.exists():

@@ -5,7 +5,9 @@
 
 Gin lives here and in ``gin_configs/``; the library underneath takes plain dataclasses.
 Gin files may ``import`` other modules (e.g. the seqio tasks) to reach their configurables.
-The operative config is written to ``WORKDIR/operative_config.gin``.
+The operative config is written to ``WORKDIR/operative_config.gin``. Progress goes to the
+console; a run that diverges exits with status 3, one whose checkpoints all fail to restore
+with status 4, each after a one-line error.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from gecko_jax.gin_files import GinFileError, parse_gin
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.named_configs import get_named_config
 from gecko_jax.partitioning import MeshConfig, initialize_distributed
+from gecko_jax.training.checkpoints import CheckpointRestoreError
 from gecko_jax.training.config import TrainConfig
 from gecko_jax.training.inputs import ArrayBatcher, random_token_features
-from gecko_jax.training.trainer import BatchFn, train
+from gecko_jax.training.trainer import BatchFn, TrainingDivergedError, train
 
 logger = logging.getLogger("gecko_jax.train")
+
+EXIT_DIVERGED = 3
+EXIT_NO_RESTORABLE_CHECKPOINT = 4
 
 gin.external_configurable(TrainConfig, module="gecko")
 gin.external_configurable(minilm_path, module="gecko")
@@ -96,10 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging() -> None:
+    """Our INFO lines on the console, other libraries' from WARNING up.
+
+    Importing orbax already gave the root logger a handler, which makes a plain
+    ``basicConfig`` a no-op, and left it at WARNING, which hid every progress line.
+    """
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    logging.getLogger("gecko_jax").setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     if args.coordinator_address or args.num_processes:
         initialize_distributed(
             args.coordinator_address, args.num_processes, args.process_id, args.cpu_collectives
@@ -108,8 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         parse_gin(args.gin_file, args.gin_param, args.gin_search_path)
     except GinFileError as error:
         parser.error(str(error))
-    run(workdir=args.workdir)
+    try:
+        run(workdir=args.workdir)
+    except TrainingDivergedError as error:
+        logger.error("training diverged: %s", _first_line(error))
+        return EXIT_DIVERGED
+    except CheckpointRestoreError as error:
+        logger.error("cannot start: %s", _first_line(error))
+        return EXIT_NO_RESTORABLE_CHECKPOINT
     return 0
+
+
+def _first_line(error: Exception) -> str:
+    """The message without the "In call to configurable ..." line gin appends to it."""
+    return str(error).partition("\n")[0]
 
 
 if __name__ == "__main__":

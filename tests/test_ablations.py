@@ -57,6 +57,21 @@ def test_relabel_picks_known_labels(positive, negative, reranker, expected):
     assert _labels(positive, negative, reranker) == expected
 
 
+@pytest.mark.parametrize(
+    "seed_id, guard, expected",
+    [
+        ("b", "unanimous", ("a", "d")),  # QL and the retriever both rank a above the seed b
+        ("c", "unanimous", ("c", "d")),  # QL ranks the seed c first: the move is blocked
+        ("c", "none", ("a", "d")),
+    ],
+)
+def test_relabel_applies_the_mining_guard(seed_id, guard, expected):
+    """RRF(QL, retriever): a = 1/2 + 1, c = 1 + 1/3, b = 1/3 + 1/2, d = 1/4 + 1/4."""
+    labels = Labels("llm", "nth", ("query_likelihood", "retriever"), guard)
+    (out,) = relabel([{**RECORD, "seed_id": seed_id}], PASSAGES, labels, 0)
+    assert (out["positive"]["id"], out["negative"]["id"]) == expected
+
+
 @pytest.mark.parametrize("positive, excluded", [("llm", "a"), ("seed", "b")])
 def test_random_negatives_are_seeded_draws_from_the_other_candidates(positive, excluded):
     draws = [_labels(positive, "random", seed=seed) for seed in range(40)]
@@ -133,7 +148,13 @@ def test_every_shipped_plan_parses():
         "table7_format",
         "matryoshka",
         "same_tower",
+        "quality",
     }
+    # The quality run's plan compares labels: seed, guarded and unguarded LLM positives.
+    quality = {c.name: c for c in plans.pop("quality").cells}
+    assert set(quality) == {"baseline", "seed_nth", "guarded"}
+    assert quality["guarded"].labels.guard == "unanimous"
+    assert quality["guarded"].labels.reranker == ("query_likelihood", "retriever")
     everything = plans["all"]
     assert everything.seeds == (0, 1, 2)
     assert {c.name for p in plans.values() for c in p.cells} == {c.name for c in everything.cells}
@@ -252,10 +273,17 @@ def test_miniature_labels_come_from_the_stored_scores(ablation_run):
         read_jsonl(out / "runs" / RUNS[cell] / "seed_0" / "fret_train.jsonl")
         for cell in ("baseline", "seed_none")
     )
-    # The baseline's relabelling reproduces the pipeline's own labels (p_1, p_N).
-    assert [(r["positive"], r["negative"]) for r in baseline] == [
-        (r["positive"], r["negative"]) for r in train
-    ]
+
+    def labels(records):
+        return [(r["positive"], r["negative"]) for r in records]
+
+    # Relabelling under the demo's own label settings reproduces the pipeline's labels.
+    config = json.loads((demo / "results.json").read_text())["config"]
+    passages = {row["id"]: Passage(**row) for row in read_jsonl(demo / "passages.jsonl")}
+    demo_labels = Labels("llm", "nth", tuple(config["fusion"]), config["relabel_guard"])
+    assert labels(relabel(train, passages, demo_labels, 0)) == labels(train)
+    # The baseline cell labels by the paper's rule: p_1 and p_N of RRF(QL, RC), unguarded.
+    assert labels(baseline) == labels(relabel(train, passages, Labels(), 0))
     assert all(r["positive"]["id"] == r["seed_id"] and r["negative"] is None for r in seed_none)
     # Every seed_none example loses its negative, so all of its labels changed.
     result = json.loads((out / "results.json").read_text())

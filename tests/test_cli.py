@@ -43,6 +43,13 @@ def test_demo_table_comes_from_the_evaluators(tiny_demo):
     splits = json.loads((out / "splits.json").read_text())
     assert {r["seed_id"] for r in records} <= set(splits["train"])
     assert result["fret"]["mine"]["mined_passages"] == len(splits["train"])
+    # The teacher check: P@1 against the seed of the retriever and of the configured fusion.
+    check = result["fret"]["mine"]["teacher_check"]
+    assert check["queries"] == len(records) and "verdict" in check
+    seed_first = [r["ranks"]["fused"][r["candidate_ids"].index(r["seed_id"])] == 1 for r in records]
+    assert check["p@1"]["ql_retriever"] == pytest.approx(np.mean(seed_first))
+    retriever_first = [r["candidate_ids"][0] == r["seed_id"] for r in records]
+    assert check["p@1"]["retriever"] == pytest.approx(np.mean(retriever_first))
     # With the evaluation's data folder there, the symmetric sets join FRet, and the table
     # marks the task they are in-domain for.
     if (SHARED_DATA / "stsbenchmark").is_dir() and (SHARED_DATA / "banking77").is_dir():

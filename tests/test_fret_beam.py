@@ -4,7 +4,8 @@ Two setups. The real SmolLM2 (JAX, greedy) and MiniLM on four Wikipedia extracts
 retrieval shards, each model loaded once for all its steps. And a local OpenAI-compatible server
 whose greedy answers are all malformed, so every query goes through the retry, run with the
 ``gecko-fret-beam`` CLI over three shards and the models shared across processes (called through
-Beam's proxy). Plus: duplicate ids fail before any model loads; the shard merge is exact search.
+Beam's proxy). Plus: duplicate ids fail before any model loads; the shard merge is exact search;
+the label guards (round trip, relabel, false negative) act alike and count alike in both runners.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import re
 import tempfile
 import threading
+import zlib
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,7 +27,15 @@ from gecko_jax.data.wiki_extracts import load_wiki_extracts
 from gecko_jax.evaluation.retrieval import exact_top_k
 from gecko_jax.fret import beam_handlers
 from gecko_jax.fret.beam_handlers import LLMGenerateHandler
-from gecko_jax.fret.beam_pipeline import BeamFretConfig, _parser, main, run
+from gecko_jax.fret.beam_pipeline import (
+    GUARDS,
+    BeamFretConfig,
+    _mine_config,
+    _mine_section,
+    _parser,
+    main,
+    run,
+)
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import FRET, GENERATED, run_fret
@@ -152,6 +163,11 @@ class FakeOpenAI(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
+    @staticmethod
+    def logprob(word: str, prompt: str) -> float:
+        """One word's log-probability: from its length alone, whatever the passage."""
+        return -(len(word) % 7 + 1) / 10
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests += 1
@@ -162,8 +178,9 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             answer = json.dumps({"task": TASK_TYPES["search result"], "query": query})
             choice = {"message": {"content": "no json" if body["temperature"] == 0 else answer}}
         else:
-            pieces = list(re.finditer(r"\s*\S+", body["prompt"]))
-            logprobs = [None] + [-(len(m.group()) % 7 + 1) / 10 for m in pieces[1:]]
+            prompt = body["prompt"]
+            pieces = list(re.finditer(r"\s*\S+", prompt))
+            logprobs = [None] + [self.logprob(m.group(), prompt) for m in pieces[1:]]
             offsets = [m.start() for m in pieces]
             choice = {"logprobs": {"token_logprobs": logprobs, "text_offset": offsets}}
         payload = {"choices": [{**choice, "finish_reason": "stop"}], "usage": {}}
@@ -175,14 +192,32 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-@pytest.fixture
-def openai_spec():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+class PromptScoredOpenAI(FakeOpenAI):
+    """Log-probabilities hashed from the word and the whole prompt, so a query's candidates
+    score apart and its two scores (different words) rank them independently."""
+
+    @staticmethod
+    def logprob(word: str, prompt: str) -> float:
+        return -(zlib.crc32((prompt + word).encode()) % 20 + 1) / 10
+
+
+def serve(handler: type[FakeOpenAI]) -> Iterator[tuple[str, ThreadingHTTPServer]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.requests = 0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"openai:fake@http://127.0.0.1:{server.server_address[1]}/v1", server
     server.shutdown()
+
+
+@pytest.fixture
+def openai_spec():
+    yield from serve(FakeOpenAI)
+
+
+@pytest.fixture
+def prompt_scored_spec():
+    yield from serve(PromptScoredOpenAI)
 
 
 def test_cli_with_retries_equals_run_fret(
@@ -239,6 +274,21 @@ def test_cli_refuses_an_unknown_llm_setting_before_the_pipeline(tmp_path, capsys
     assert not (tmp_path / "out").exists()
 
 
+def two_shard_config(
+    passages: Path, out: Path, spec: str, encoder: Path, mine_config: MineConfig
+) -> BeamFretConfig:
+    """The Beam run compared with ``run_fret``: two retrieval shards, the test passage cut."""
+    return BeamFretConfig(
+        passages=str(passages),
+        out_dir=str(out),
+        llm=spec,
+        encoder=str(encoder),
+        max_chars=MAX_CHARS,
+        mine=mine_config,
+        retrieval_shards=2,
+    )
+
+
 def test_joint_scoring_equals_run_fret(
     tmp_path, openai_spec, minilm_dir, minilm_encoder, monkeypatch
 ):
@@ -262,19 +312,88 @@ def test_joint_scoring_equals_run_fret(
             return infer(self, batch, *args, **kwargs)
 
         monkeypatch.setattr(handler, "run_inference", counted)
-    config = BeamFretConfig(
-        passages=str(passages),
-        out_dir=str(tmp_path / "beam"),
-        llm=spec,
-        encoder=str(minilm_dir),
-        max_chars=MAX_CHARS,
-        mine=mine_config,
-        retrieval_shards=2,
-    )
+    config = two_shard_config(passages, tmp_path / "beam", spec, minilm_dir, mine_config)
     beam = run(config, ["--runner", "DirectRunner"])
     assert_same_output(tmp_path / "beam", tmp_path / "fret", beam, fret)
     assert beam["mine"]["config"]["scoring"] == "joint"
     assert rows == {"LLMScoreHandler": 0, "LLMScorePartsHandler": 3 * beam["mine"]["rows"]}
+
+
+def test_guards_equal_run_fret(
+    tmp_path, prompt_scored_spec, minilm_dir, minilm_encoder, monkeypatch
+):
+    """Every guard on: the same queries dropped before scoring, the same labels, the same counts."""
+    spec, _ = prompt_scored_spec
+    passages = write_passages(tmp_path / "passages.jsonl", load_wiki_extracts()[::150][:12])
+    # The 2nd of 3 as negative, so the false-negative guard can replace it as well as drop it.
+    mine_config = MineConfig(
+        num_candidates=3,
+        negative="kth",
+        k_th=2,
+        scoring="joint",
+        round_trip_k=2,
+        relabel_guard="unanimous",
+        false_negative_margin=0.0,
+    )
+    fret = run_fret(
+        passages,
+        tmp_path / "fret",
+        spec,
+        encoder=minilm_encoder,
+        max_chars=MAX_CHARS,
+        mine_config=mine_config,
+    )
+    config = two_shard_config(passages, tmp_path / "beam", spec, minilm_dir, mine_config)
+    scored: list[int] = []
+    infer = beam_handlers.LLMScorePartsHandler.run_inference
+
+    def counted(self, batch, *args, **kwargs):
+        scored.append(len(batch))
+        return infer(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(beam_handlers.LLMScorePartsHandler, "run_inference", counted)
+    beam = run(config, ["--runner", "DirectRunner"])
+    assert_same_output(tmp_path / "beam", tmp_path / "fret", beam, fret)
+    assert sum(scored) == 3 * beam["mine"]["rows"]  # the dropped queries were never scored
+    guards = beam["mine"]["guards"]
+    assert guards == fret["mine"]["guards"] and set(guards) == set(GUARDS)
+    assert all(guards.values()), guards  # each guard acted on these passages
+    assert beam["mine"]["rows"] + guards["round_trip_dropped"] == beam["generate"]["rows"]
+
+
+def test_cli_reads_guard_flags_and_refuses_a_bad_one(capsys):
+    args = ["--passages", "p.jsonl", "--out", "out", "--num-candidates", "3"]
+    guards = ["--fusion", "relevance,retriever", "--round-trip-k", "2"]
+    guards += ["--relabel-guard", "margin", "--relabel-margin", "0.5"]
+    guards += ["--false-negative-margin", "1"]
+    parser = _parser()
+    config = _mine_config(parser, parser.parse_args(args + guards))
+    assert config == MineConfig(
+        num_candidates=3,
+        fusion=("relevance", "retriever"),
+        round_trip_k=2,
+        relabel_guard="margin",
+        relabel_margin=0.5,
+        false_negative_margin=1.0,
+    )
+    assert _mine_config(parser, parser.parse_args(args)) == MineConfig(num_candidates=3)
+    with pytest.raises(SystemExit) as stop:
+        _mine_config(parser, parser.parse_args([*args, "--round-trip-k", "3"]))
+    assert stop.value.code == 2 and "round_trip_k must be in [0, num_candidates=3)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_mine_section_when_the_round_trip_drops_every_query():
+    """Queries but no records: ``mine``'s full section with zero rows, not the no-query stub."""
+    config = BeamFretConfig("p.jsonl", "out", "openai:m", "encoder", mine=MineConfig(3))
+    shards = [{"shard": 0, "size": 4, "backend": "exact", "recall": 1.0}]
+    stats = {"shards": shards, "histograms": dict.fromkeys(("query_likelihood", "relevance"))}
+    section = _mine_section(config, {"mine/round_trip_dropped": 2}, stats, kept=4)
+    assert section["rows"] == 0 and section["positive_not_seed"] == 0.0
+    assert section["guards"] == {**dict.fromkeys(GUARDS, 0), "round_trip_dropped": 2}
+    assert section["num_candidates"] == 3 and section["shards"] == shards
+    assert _mine_section(config, {}, {"shards": shards}, kept=4) == {"rows": 0, "shards": shards}
 
 
 def test_duplicate_ids_fail_before_any_model_loads(tmp_path, openai_spec, minilm_dir, monkeypatch):

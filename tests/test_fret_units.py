@@ -374,6 +374,13 @@ def test_manifest_records_llm_settings_that_are_not_json_by_repr():
     assert json.loads(json.dumps(record)) == record
 
 
+def test_manifest_never_records_url_credentials():
+    from gecko_jax.fret.pipeline import llm_kwargs_record
+
+    record = llm_kwargs_record({"base_url": "http://user:SECRET@host:8000/v1", "timeout": 5})
+    assert record == {"base_url": "http://host:8000/v1", "timeout": 5}
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

@@ -9,6 +9,7 @@ applied to the next requests, one each.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -212,3 +213,30 @@ def test_load_llm_builds_the_http_backend(server):
     }
     with pytest.raises(ValueError, match="unknown LLM backend"):
         load_llm("nope:model")
+
+
+def test_url_credentials_are_sent_as_basic_auth_but_never_recorded(
+    server, tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    password = "pw-in-the-url-0123"
+    url = server.url.replace("http://", f"http://alice:{password}@")
+    cache = tmp_path / "calls.jsonl"
+    llm = load_llm(
+        f"openai:test-model@{url}", cache=cache, api_key_env=KEY_ENV, max_retries=1, backoff=0.01
+    )
+    server.actions = ["echo_auth"]  # the proxy error quotes the header, then the retry succeeds
+    with caplog.at_level(logging.DEBUG):
+        (generation,) = llm.generate(["hello"], max_tokens=8)
+    assert generation.finish_reason == "stop"
+    header = "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()
+    assert {auth for _, _, auth in server.requests} == {header}
+    assert llm.cache_identity() == {
+        "backend": "openai",
+        "model": "test-model",
+        "base_url": server.url,
+    }
+    assert "HTTP 502: " in caplog.text
+    recorded = [json.dumps(llm.cache_identity()), repr(llm.inner), caplog.text, cache.read_text()]
+    for secret in (password, SECRET, header.split()[1]):
+        assert not any(secret in text for text in recorded), secret

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -96,10 +97,16 @@ def test_sigterm_then_sigkill_then_rerun_reproduces_losses_exactly(uninterrupted
     checkpointer.close()
     assert saved is not None and saved >= 5
     assert _logged_steps(workdir) == saved  # stopped right after checkpointing
-    # SIGKILL: no chance to save; the rerun resumes from the last periodic checkpoint.
+    # SIGKILL: no chance to save; the rerun resumes from the last periodic checkpoint, or,
+    # that one damaged, from the one before it.
     assert _run_until(workdir, min_steps=9, checkpoint=8, sig=signal.SIGKILL) == -signal.SIGKILL
     assert _logged_steps(workdir) < STEPS
-    subprocess.run(_command(workdir), cwd=REPO, env=_env(), check=True, capture_output=True)
+    newest = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    (workdir / "checkpoints" / str(newest) / "state" / "_METADATA").unlink()
+    rerun = subprocess.run(
+        _command(workdir), cwd=REPO, env=_env(), check=True, capture_output=True, text=True
+    )
+    assert f"WARNING checkpoint at step {newest} does not restore (" in rerun.stderr
     assert _losses(workdir) == _losses(uninterrupted)  # exact, step by step
 
 
@@ -140,13 +147,12 @@ def test_two_processes_match_one(tmp_path):
 
 
 def test_tiny_gin_pre_finetunes_minilm_on_wikipedia(tmp_path):
-    """The README's training smoke run: real MiniLM weights, real seqio mixture, CPU."""
+    """The README's training smoke run through the console script: real MiniLM weights, real
+    seqio mixture, CPU, and a progress line per step on the console."""
     workdir = tmp_path / "tiny"
-    subprocess.run(
+    result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "gecko_jax.train_cli",
+            str(Path(sys.executable).parent / "gecko-train"),
             "--gin_file=gin_configs/runs/tiny.gin",
             f"--workdir={workdir}",
         ],
@@ -154,6 +160,7 @@ def test_tiny_gin_pre_finetunes_minilm_on_wikipedia(tmp_path):
         env=_env(),
         check=True,
         capture_output=True,
+        text=True,
     )
     losses = _losses(workdir)
     assert sorted(losses) == [1, 2, 3, 4]
@@ -161,4 +168,13 @@ def test_tiny_gin_pre_finetunes_minilm_on_wikipedia(tmp_path):
     config = json.loads((workdir / "train_config.json").read_text())
     assert (
         config["init_from"].endswith("model") and config["model"]["encoder"]["hidden_size"] == 384
+    )
+    console = result.stderr
+    assert f"INFO initialised from {config['init_from']}" in console
+    progress = re.findall(
+        r"INFO step (\d)/4 loss ([\d.]+) .* ([\d.]+) ex/s eta (\d+:\d\d:\d\d)", console
+    )
+    assert [int(step) for step, *_ in progress] == [1, 2, 3, 4], console[-3000:]
+    assert [float(loss) for _, loss, *_ in progress] == pytest.approx(
+        [losses[s] for s in (1, 2, 3, 4)], abs=1e-4
     )

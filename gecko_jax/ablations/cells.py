@@ -13,9 +13,12 @@ import dataclasses
 
 from gecko_jax.demo.config import check_training_choices
 from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
-from gecko_jax.fret.mine import SCORERS
+from gecko_jax.fret.fusion import LLM_SCORERS, check_members
+from gecko_jax.fret.guards import RELABEL_GUARDS
 
-POSITIVES = ("llm", "seed")  # p_1 of the fused ranking, or the passage the query came from
+# p_1 of the fused ranking (moved from the seed only where ``guard`` allows), or the passage the
+# query came from.
+POSITIVES = ("llm", "seed")
 NEGATIVES = ("none", "random", "nth")  # none, uniform from P \ {p+}, or the last fused (p_N)
 BASELINE = "baseline"
 
@@ -31,15 +34,19 @@ class Labels:
 
     positive: str = "llm"
     negative: str = "nth"
-    reranker: tuple[str, ...] = tuple(SCORERS)  # RRF over these scorers' ranks
+    # RRF over these members' ranks: the LLM scorers and optionally "retriever".
+    reranker: tuple[str, ...] = LLM_SCORERS
+    # The relabel guard of an "llm" positive (fret.guards): "none" is the paper's rule.
+    guard: str = "none"
 
     def __post_init__(self) -> None:
         if self.positive not in POSITIVES:
             raise ValueError(f"positive must be one of {POSITIVES}, got {self.positive!r}")
         if self.negative not in NEGATIVES:
             raise ValueError(f"negative must be one of {NEGATIVES}, got {self.negative!r}")
-        if not self.reranker or set(self.reranker) - set(SCORERS):
-            raise ValueError(f"reranker must name some of {tuple(SCORERS)}, got {self.reranker}")
+        check_members(self.reranker)
+        if self.guard not in RELABEL_GUARDS:
+            raise ValueError(f"guard must be one of {RELABEL_GUARDS}, got {self.guard!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +64,8 @@ class Training:
         """A readable folder name, unique per distinct training."""
         labels = self.labels
         scorers = "+".join(labels.reranker)
+        if labels.guard != "none":
+            scorers += f"+guard_{labels.guard}"
         dims = "+".join(dim_key(d) for d in self.dims)
         tower = "same_tower" if self.same_tower else "no_same_tower"
         return f"{labels.positive}-{labels.negative}-{scorers}_{self.text_format}_{tower}_{dims}"
@@ -74,7 +83,8 @@ class AblationCell:
     name: str = BASELINE
     positive: str = "llm"
     negative: str = "nth"
-    reranker: tuple[str, ...] = tuple(SCORERS)
+    reranker: tuple[str, ...] = LLM_SCORERS
+    guard: str = "none"
     text_format: str = DEFAULT_TEXT_FORMAT
     same_tower: bool = True
     dims: tuple[int | None, ...] = (None,)
@@ -89,7 +99,7 @@ class AblationCell:
 
     @property
     def labels(self) -> Labels:
-        return Labels(self.positive, self.negative, tuple(self.reranker))
+        return Labels(self.positive, self.negative, tuple(self.reranker), self.guard)
 
     def trainings(self) -> list[Training]:
         groups = [self.dims] if self.mrl else [(d,) for d in self.dims]

@@ -14,24 +14,25 @@ from typing import Any
 import numpy as np
 
 from gecko_jax.ablations.cells import Labels
-from gecko_jax.fret.fusion import ranks_from_scores, reciprocal_rank_fusion, select
+from gecko_jax.fret.fusion import member_ranks, reciprocal_rank_fusion, select
+from gecko_jax.fret.guards import guarded_fusion
 from gecko_jax.fret.passages import Passage
 
 
 def fused_scores(record: Mapping[str, Any], labels: Labels) -> np.ndarray:
-    """RRF (k = 0, the paper's) over the chosen scorers' ranks; one scorer keeps its order.
+    """RRF (k = 0, the paper's) over the chosen members' ranks; one member keeps its order.
 
-    With ``positive="seed"`` the seed passage is put first, so :func:`select` returns it as the
-    positive and draws the negative from the other candidates in their fused order.
+    With ``positive="seed"``, or where ``labels.guard`` blocks a move, the seed passage is put
+    first, so :func:`select` returns it as the positive and draws the negative from the other
+    candidates in their fused order (the mining pipeline's rule, :mod:`gecko_jax.fret.guards`).
     """
-    ranks = [ranks_from_scores(record["scores"][name]) for name in labels.reranker]
-    fused = reciprocal_rank_fusion(ranks)
-    if labels.positive == "seed":
-        candidates = record["candidate_ids"]
-        if record["seed_id"] not in candidates:
-            raise ValueError(f"seed {record['seed_id']!r} is not among its query's candidates")
-        fused[candidates.index(record["seed_id"])] = np.inf
-    return fused
+    candidates = record["candidate_ids"]
+    if record["seed_id"] not in candidates:
+        raise ValueError(f"seed {record['seed_id']!r} is not among its query's candidates")
+    ranks = member_ranks(record["scores"], labels.reranker, len(candidates))
+    fused = reciprocal_rank_fusion(list(ranks.values()))
+    guard = "seed" if labels.positive == "seed" else labels.guard
+    return guarded_fusion(fused, ranks, candidates.index(record["seed_id"]), guard)[0]
 
 
 def relabel(

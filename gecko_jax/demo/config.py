@@ -8,7 +8,7 @@ from typing import Any
 
 from gecko_jax.demo.corpus import MAX_PASSAGE_CHARS
 from gecko_jax.demo.mixture import SYMMETRIC_SET_FOLDERS
-from gecko_jax.fret.mine import SCORING
+from gecko_jax.fret.mine import MineConfig
 
 MODEL_SELECTIONS = ("heldout", "last")
 
@@ -51,6 +51,20 @@ class DemoConfig:
     # "joint": QL and RC from one LLM pass per pair (fret.mine; on the demo's data it picked
     # the separate scorers' positive for 42 of 47 queries, in 53% of the time); "separate".
     scoring: str = "joint"
+    # The label guards (fret.guards, MineConfig): RRF members, round-trip filter, when the
+    # positive may leave the seed, and the false-negative margin (nats; None: off). Chosen by
+    # gecko-rerank-eval (benchmarks/RESULTS.md, "FRet teacher"): SmolLM2-135M's relevance
+    # classification ranks far below MiniLM, and RRF(QL, RC) with no guard moved the positive
+    # off the right seed for 21 of 53 held-out queries; QL fused with the retriever's rank,
+    # moving only when both rank a candidate above the seed, moved 1 of 53.
+    fusion: tuple[str, ...] = ("query_likelihood", "retriever")
+    relabel_guard: str = "unanimous"
+    # With that guard, the default demo's only relabels (3 of 47) were queries unrelated to
+    # their seed, which MiniLM ranked last of 3 ("the world's largest city is japan" for
+    # "Cargo"): the round trip drops such queries instead of relabelling them.
+    round_trip_k: int = 2
+    relabel_margin: float = 0.0
+    false_negative_margin: float | None = None
     # Student and initial retriever (None: the offline all-MiniLM-L6-v2), the text format it
     # is trained and evaluated with, and its Matryoshka dims (None: the base model's).
     base_model: str | None = None
@@ -102,7 +116,21 @@ class DemoConfig:
                 f"fret_share must be in [0, 1], and 0 only with symmetric_sets (a control "
                 f"without FRet), got {self.fret_share}"
             )
-        if self.scoring not in SCORING:
-            raise ValueError(f"scoring must be one of {SCORING}, got {self.scoring!r}")
+        self.mine_config(self.num_candidates)  # checks the FRet settings before any work
         if self.num_passages < 2:
             raise ValueError(f"num_passages must be >= 2, got {self.num_passages}")
+
+    def mine_config(self, num_candidates: int) -> MineConfig:
+        """FRet mining settings for a corpus that holds at least ``num_candidates`` passages."""
+        return MineConfig(
+            num_candidates=num_candidates,
+            negative=self.negative,
+            k_th=num_candidates,
+            seed=self.corpus_seed,
+            scoring=self.scoring,
+            fusion=self.fusion,
+            round_trip_k=min(self.round_trip_k, num_candidates - 1),
+            relabel_guard=self.relabel_guard,
+            relabel_margin=self.relabel_margin,
+            false_negative_margin=self.false_negative_margin,
+        )

@@ -62,33 +62,64 @@ def plot_rank_changes(records: Sequence[Mapping[str, Any]], out: Path) -> Path:
     return _save(figure, out)
 
 
+def _ranks(record: Mapping[str, Any], passage_id: str) -> str:
+    """Each scorer's rank of one candidate: retriever, QL, RC and the fusion."""
+    i = record["candidate_ids"].index(passage_id)
+    ranks = record["ranks"]
+    return (
+        f"retriever {i + 1}, QL {ranks['query_likelihood'][i]}, RC {ranks['relevance'][i]}, "
+        f"fused {ranks['fused'][i]}"
+    )
+
+
+def _example(record: Mapping[str, Any], titles: Mapping[str, str]) -> str:
+    seed, positive = record["seed_id"], record["positive"]
+    lines = [
+        _wrap(f"query: {record['query']}  [task: {record['task']}]"),
+        _wrap(f"seed: {titles.get(seed, seed)}  ({_ranks(record, seed)})"),
+    ]
+    if positive["id"] != seed:
+        lines.append(
+            _wrap(
+                f"LLM positive: {positive['title']}  ({_ranks(record, positive['id'])}): "
+                f"{positive['text'][:140]}"
+            )
+        )
+    elif record.get("guards", {}).get("relabel_blocked"):
+        top = record["candidate_ids"][record["ranks"]["fused"].index(1)]
+        lines.append(
+            _wrap(f"guard kept the seed over {titles.get(top, top)} ({_ranks(record, top)})")
+        )
+    return "\n".join(lines)
+
+
 def plot_changed_examples(
-    records: Sequence[Mapping[str, Any]], titles: Mapping[str, str], out: Path, limit: int = 4
+    records: Sequence[Mapping[str, Any]], titles: Mapping[str, str], out: Path, limit: int = 3
 ) -> Path:
-    """Text panels: query, seed passage and the LLM's positive where the two differ.
+    """Text panels: up to ``limit`` queries whose positive changed from the seed and as many
+    whose seed was kept, each with every scorer's rank of the passages involved, so a reader
+    can judge the teacher's relabels against its agreements.
 
     ``titles`` maps passage ids to titles (records keep only the seed's id).
     """
     changed = [r for r in records if r["positive"]["id"] != r["seed_id"]][:limit]
-    figure = Figure(figsize=(11, 1.0 + 2.6 * max(1, len(changed))))
+    kept = [r for r in records if r["positive"]["id"] == r["seed_id"]][:limit]
+    sections = [
+        (f"positive changed ({len(changed)} shown)", changed),
+        (f"seed kept ({len(kept)} shown)", kept),
+    ]
+    text = "\n\n".join(
+        f"== {title}\n\n" + ("\n\n".join(_example(r, titles) for r in group) or "(none)")
+        for title, group in sections
+    )
+    figure = Figure(figsize=(11, 1.0 + 0.16 * (text.count("\n") + 1)))
     axis = figure.subplots()
     axis.axis("off")
-    blocks = [
-        "\n".join(
-            [
-                _wrap(f"query: {record['query']}  [task: {record['task']}]"),
-                _wrap(f"seed passage: {titles.get(record['seed_id'], record['seed_id'])}"),
-                _wrap(
-                    f"LLM positive: {record['positive']['title']}: "
-                    f"{record['positive']['text'][:160]}"
-                ),
-            ]
-        )
-        for record in changed
-    ]
-    text = "\n\n".join(blocks) or "The LLM kept the seed passage as the positive for every query."
     axis.text(0, 1, text, va="top", ha="left", family="monospace", fontsize=8)
-    axis.set_title(f"{len(changed)} examples where the positive changed", loc="left")
+    n_changed = sum(r["positive"]["id"] != r["seed_id"] for r in records)
+    axis.set_title(
+        f"positive differs from the seed for {n_changed} of {len(records)} queries", loc="left"
+    )
     return _save(figure, out)
 
 

@@ -35,7 +35,6 @@ from gecko_jax.demo.report import format_summary, summarize
 from gecko_jax.encoder import Encoder
 from gecko_jax.evaluation.suite import evaluate_task, load_task
 from gecko_jax.fret.generate import GenerateConfig
-from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.pipeline import FRET, read_jsonl, run_fret, write_jsonl
 
@@ -67,6 +66,23 @@ def eval_texts_of(eval_data: Mapping[str, Mapping[str, Any]]) -> set[str]:
         texts.update(text for pair in data.get("pairs", ()) for text in pair)
         texts.update(data.get("test_texts", ()))
     return texts
+
+
+def teacher_report(mined: Mapping[str, Any]) -> list[str]:
+    """Plain lines on the LLM as a ranker (P@1 against the seed) and what the guards did."""
+    check, guards = mined.get("teacher_check", {}), mined.get("guards", {})
+    if "verdict" not in check:
+        return []
+    p1 = ", ".join(f"{m} {v:.2f}" for m, v in check["p@1"].items())
+    lines = [f"teacher check on {check['queries']} queries, P@1 against the seed: {p1}"]
+    lines.append("  " + check["verdict"])
+    if guards:
+        lines.append(
+            f"  guards: {guards['round_trip_dropped']} queries failed the round trip, "
+            f"{guards['relabel_blocked']} relabels blocked, {guards['negative_replaced']} "
+            f"negatives replaced and {guards['negative_dropped']} dropped as possible positives"
+        )
+    return lines
 
 
 def _seed_passages(config: DemoConfig, out: Path, exclude: set[str], say: Say) -> list[Passage]:
@@ -111,14 +127,14 @@ def evaluate_model(
 
 def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> dict[str, Any]:
     """Run (or resume) the demo into ``out``; returns what ``results.json`` holds."""
-    from gecko_jax.assets import minilm_path, smollm2_gguf_path
+    from gecko_jax.assets import minilm_path, smollm2_llm_spec
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     base_model = Path(config.base_model) if config.base_model else minilm_path()
-    llm = config.llm or f"jax:{smollm2_gguf_path()}"
+    llm = config.llm or smollm2_llm_spec()
 
     say("[1/5] evaluation sets and seed passages")
     eval_data = eval_sets(config)
@@ -143,13 +159,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
             max_overlap=config.max_overlap,
             seed=config.corpus_seed,
         ),
-        mine_config=MineConfig(
-            num_candidates=min(config.num_candidates, len(passages)),
-            negative=config.negative,
-            k_th=min(config.num_candidates, len(passages)),
-            seed=config.corpus_seed,
-            scoring=config.scoring,
-        ),
+        mine_config=config.mine_config(min(config.num_candidates, len(passages))),
         mine_only=train_ids,  # held-out queries are scored against their own passage
         llm_kwargs=config.llm_kwargs,
     )
@@ -165,6 +175,8 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
         f"{generated.get('verbatim_copy')}; positive differs from the seed for "
         f"{mined.get('positive_not_seed', 0):.1%}"
     )
+    for line in teacher_report(mined):
+        say("      " + line)
     timings["fret"] = time.perf_counter() - stage
 
     missing = missing_symmetric_sets(config.symmetric_sets, config.data_dir)

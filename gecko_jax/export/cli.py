@@ -1,11 +1,18 @@
 """``gecko-export``: write a model folder as a sentence-transformers folder or as our own format.
 
 Example: ``gecko-export --model run/export --out st_model --format sentence-transformers``
+
+The export goes to a new or empty folder (``--overwrite`` replaces the files it writes in a
+non-empty one), never into ``--model`` itself, and appears only once it is complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from gecko_jax.export.folders import check_target
 
 FORMATS = ("sentence-transformers", "gecko")
 
@@ -15,12 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", required=True, help="our export or a sentence-transformers folder"
     )
-    parser.add_argument("--out", required=True, help="folder to write")
+    parser.add_argument("--out", required=True, help="folder to write: new or empty")
     parser.add_argument(
         "--format",
         choices=FORMATS,
         default="sentence-transformers",
         help="sentence-transformers (BERT family only) or gecko (safetensors + JSON, any model)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out, replacing the files the export writes "
+        "(other files there stay)",
     )
     return parser
 
@@ -28,18 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:  # before the slow model load
+        check_target(out, overwrite=args.overwrite, source=args.model)
+    except (ValueError, FileExistsError) as error:
+        parser.error(str(error))
 
     from gecko_jax import Encoder
     from gecko_jax.export.sentence_transformers import export_sentence_transformers
 
-    encoder = Encoder.from_pretrained(args.model)
-    if args.format == "gecko":
-        out = encoder.save_pretrained(args.out)
-    else:
-        try:
-            out = export_sentence_transformers(encoder, args.out)
-        except ValueError as error:
-            parser.error(str(error))
+    try:
+        encoder = Encoder.from_pretrained(args.model)
+    except (OSError, ValueError) as error:
+        print(f"gecko-export: cannot load --model {args.model}: {error}", file=sys.stderr)
+        return 1
+    try:
+        if args.format == "gecko":
+            encoder.save_pretrained(out, overwrite=args.overwrite)
+        else:
+            export_sentence_transformers(encoder, out, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as error:
+        parser.error(str(error))
     print(f"wrote {out}")
     return 0
 

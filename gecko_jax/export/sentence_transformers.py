@@ -48,6 +48,7 @@ import tokenizers
 from safetensors.numpy import save_file
 
 from gecko_jax.evaluation.instructions import BY_TASK_TYPE, TASK_STRINGS
+from gecko_jax.export.folders import write_folder
 from gecko_jax.formats import (
     DEFAULT_QUERY_TASK,
     DEFAULT_TEXT_FORMAT,
@@ -66,8 +67,14 @@ if TYPE_CHECKING:
 _MODULES = "sentence_transformers.models."
 
 
-def export_sentence_transformers(encoder: Encoder, out_dir: str | Path) -> Path:
-    """Write ``encoder`` to ``out_dir`` as a sentence-transformers folder; returns the folder."""
+def export_sentence_transformers(
+    encoder: Encoder, out_dir: str | Path, *, overwrite: bool = False
+) -> Path:
+    """Write ``encoder`` to ``out_dir`` as a sentence-transformers folder; returns the folder.
+
+    A non-empty ``out_dir`` is refused unless ``overwrite``; the folder is written atomically
+    and never into the one the encoder was loaded from (see ``export.folders``).
+    """
     config = encoder.config
     if config.encoder.architecture != "bert":
         raise ValueError(
@@ -76,17 +83,27 @@ def export_sentence_transformers(encoder: Encoder, out_dir: str | Path) -> Path:
             "(gecko-export --format gecko), the safetensors + JSON folder that "
             "Encoder.from_pretrained reads"
         )
-    if not isinstance(encoder.tokenizer, HFTokenizer) or encoder.tokenizer_file is None:
+    tokenizer_file = encoder.tokenizer_file
+    if not isinstance(encoder.tokenizer, HFTokenizer) or tokenizer_file is None:
         raise ValueError("the sentence-transformers export needs a tokenizer.json tokenizer")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    return write_folder(
+        out_dir,
+        lambda folder: _write_folder(encoder, tokenizer_file, folder),
+        overwrite=overwrite,
+        source=encoder.source,
+    )
+
+
+def _write_folder(encoder: Encoder, tokenizer_file: Path, out: Path) -> None:
+    """Every file of the sentence-transformers folder, into ``out`` (an empty folder)."""
+    config = encoder.config
     params = jax.device_get(encoder.params)
 
     _write_json(out / "config.json", bert_config_to_hf(config.encoder))
     backbone = params_to_hf(bert_params_from_hf, config.encoder, params["backbone"])
     save_file(backbone, str(out / "model.safetensors"), metadata={"format": "pt"})
-    shutil.copyfile(encoder.tokenizer_file, out / "tokenizer.json")
-    _write_json(out / "tokenizer_config.json", _tokenizer_config(encoder))
+    shutil.copyfile(tokenizer_file, out / "tokenizer.json")
+    _write_json(out / "tokenizer_config.json", _tokenizer_config(encoder, tokenizer_file))
     # Our import drops BERT's pooler (the embedding never uses it), so none is written and the
     # model is built without one, rather than with a freshly initialised one.
     _write_json(
@@ -126,7 +143,6 @@ def export_sentence_transformers(encoder: Encoder, out_dir: str | Path) -> Path:
             "similarity_fn_name": "cosine",
         },
     )
-    return out
 
 
 def _write_dense(folder: Path, config: DualEncoderConfig, projection: dict[str, Any]) -> None:
@@ -177,14 +193,14 @@ def _prefix(render: Callable[[str], str]) -> str:
     return prefix
 
 
-def _tokenizer_config(encoder: Encoder) -> dict[str, Any]:
+def _tokenizer_config(encoder: Encoder, tokenizer_file: Path) -> dict[str, Any]:
     """``PreTrainedTokenizerFast`` runs ``tokenizer.json`` as it is, normaliser included.
 
     ``BertTokenizerFast`` would rebuild the normaliser from its own ``do_lower_case`` default
     and lowercase a cased model.
     """
     tokenizer = encoder.tokenizer
-    vocab = tokenizers.Tokenizer.from_file(str(encoder.tokenizer_file))
+    vocab = tokenizers.Tokenizer.from_file(str(tokenizer_file))
     config: dict[str, Any] = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": encoder.config.max_length,

@@ -4,9 +4,9 @@ Retrieval splits the corpus embeddings into shards (passage index modulo the sha
 shard builds its own :class:`~gecko_jax.retrieval.VectorIndex` and answers every query; the
 per-query merge of the shards' top-N is the global top-N (exact when the shards are exact), and
 the seed passage is put in as ``top_n_with_seed`` does. Scoring and labelling call the same
-per-item functions as ``mine`` (:func:`~gecko_jax.fret.mine.score_request` or, with
-``scoring="joint"``, :func:`~gecko_jax.fret.mine.joint_request`, and
-:func:`~gecko_jax.fret.mine.label_query`).
+per-item functions as ``mine`` (:func:`~gecko_jax.fret.guards.round_trip_ok` before any pair is
+scored, :func:`~gecko_jax.fret.mine.score_request` or, with ``scoring="joint"``,
+:func:`~gecko_jax.fret.mine.joint_request`, and :func:`~gecko_jax.fret.mine.label_query`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ import numpy as np
 
 from gecko_jax.fret.beam_handlers import EncoderHandler, LLMScoreHandler, LLMScorePartsHandler
 from gecko_jax.fret.beam_stages import counter
+from gecko_jax.fret.guards import round_trip_ok
 from gecko_jax.fret.mine import (
     HISTOGRAM_BINS,
     JOINT_PARTS,
     SCORERS,
     MineConfig,
+    guard_counts,
     joint_request,
     label_query,
     score_request,
@@ -119,11 +121,21 @@ class _Pair(NamedTuple):
     passage: Passage
 
 
-def _explode(element: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[int, Any]]:
-    """``(candidate index, (seed, slot, query))`` for each candidate of one query."""
+def _explode(
+    element: tuple[int, dict[str, list[Any]]], round_trip_k: int
+) -> Iterator[tuple[int, Any]]:
+    """``(candidate index, (seed, slot, query))`` for each candidate of one query; none when the
+    query fails the round trip (as in ``mine``, before any of its pairs is scored).
+
+    Candidates are passage indices and the key is the seed's, so ``round_trip_ok`` compares
+    indices where ``mine`` compares ids (the same test: ids are unique).
+    """
     seed, grouped = element
     (row,) = grouped["row"]
     (candidates,) = grouped["candidates"]
+    if not round_trip_ok(candidates, seed, round_trip_k):
+        counter("mine", "round_trip_dropped").inc()
+        return
     for slot, index in enumerate(candidates):
         yield int(index), (seed, slot, row["query"])
 
@@ -152,11 +164,18 @@ def _scored(
     return seed, (slot, result.inference if part is None else result.inference[part])
 
 
-def _label(element: tuple[int, dict[str, list[Any]]], config: MineConfig) -> dict[str, Any]:
-    """``label_query`` on one query; the ``random`` negative draws from a per-query generator."""
+def _label(
+    element: tuple[int, dict[str, list[Any]]], config: MineConfig
+) -> Iterator[dict[str, Any]]:
+    """``label_query`` on one query; the ``random`` negative draws from a per-query generator.
+
+    A row without candidates failed the round trip: it was never scored and gives no record.
+    """
     seed, grouped = element
-    (row,) = grouped["row"]
     candidates = [p for _, p in sorted(grouped["candidates"], key=itemgetter(0))]
+    if not candidates:
+        return
+    (row,) = grouped["row"]
     scores = {
         name: np.array([s for _, s in sorted(grouped[name], key=itemgetter(0))], np.float64)
         for name in SCORERS
@@ -166,11 +185,14 @@ def _label(element: tuple[int, dict[str, list[Any]]], config: MineConfig) -> dic
     counter("mine", "rows").inc()
     counter("mine", "positive_not_seed").inc(int(record["positive"]["id"] != record["seed_id"]))
     counter("mine", "failed_scores").inc(int(sum(np.isnan(s).sum() for s in scores.values())))
-    return record
+    for name, count in guard_counts([record]).items():
+        counter("mine", name).inc(count)
+    yield record
 
 
 class ScoreAndLabel(beam.PTransform):
-    """``{"rows", "candidates", "passages"}`` keyed by index -> FRet records (``mine``'s).
+    """``{"rows", "candidates", "passages"}`` keyed by index -> FRet records (``mine``'s); a
+    query that fails the round trip is dropped before its pairs are scored.
 
     ``config.scoring="joint"`` scores each pair once, with ``llm``'s model in score-parts form.
     """
@@ -185,7 +207,7 @@ class ScoreAndLabel(beam.PTransform):
         pairs = (
             {"row": rows, "candidates": inputs["candidates"]}
             | "JoinCandidates" >> beam.CoGroupByKey()
-            | "Explode" >> beam.FlatMap(_explode)
+            | "Explode" >> beam.FlatMap(_explode, self.config.round_trip_k)
         )
         filled = (
             {"pairs": pairs, "passage": inputs["passages"]}
@@ -198,7 +220,7 @@ class ScoreAndLabel(beam.PTransform):
         return (
             {"row": rows, "candidates": slots, **scores}
             | "JoinScores" >> beam.CoGroupByKey()
-            | "Label" >> beam.Map(_label, self.config)
+            | "Label" >> beam.FlatMap(_label, self.config)
         )
 
     def _separate(self, pairs: beam.PCollection) -> dict[str, beam.PCollection]:

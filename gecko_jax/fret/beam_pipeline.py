@@ -30,15 +30,26 @@ from apache_beam.runners.runner import PipelineResult, PipelineState
 from gecko_jax.fret.beam_handlers import EncoderHandler, LLMGenerateHandler, LLMScoreHandler
 from gecko_jax.fret.beam_mine import ScoreAndLabel, ScoreHistograms, ShardedRetrieval, embed
 from gecko_jax.fret.beam_stages import NAMESPACE, GenerateQueries, ReadPassages
-from gecko_jax.fret.fusion import NEGATIVE_CHOICES
+from gecko_jax.fret.fusion import FUSION_MEMBERS, NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig, diagnostics
+from gecko_jax.fret.guards import RELABEL_GUARDS
 from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args
 from gecko_jax.fret.mine import MineConfig, mine_stats
-from gecko_jax.fret.pipeline import FRET, GENERATED, MANIFEST, llm_kwargs_record
+from gecko_jax.fret.pipeline import (
+    FRET,
+    GENERATED,
+    MANIFEST,
+    config_record,
+    llm_kwargs_record,
+)
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
+from gecko_jax.fret.teacher import TEACHER_CHECK_LIMIT, seed_agreement
+from gecko_jax.llm.base import redact_credentials
 
 # The statistics that are not counts (means, histograms, shard stats); merged into the manifest.
 STATS = "_beam_stats.json"
+# The ``mine/`` counters of the label guards: the manifest's ``mine.guards`` (as ``mine``'s).
+GUARDS = ("round_trip_dropped", "relabel_blocked", "negative_replaced", "negative_dropped")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,21 +163,27 @@ def _section(counts: Mapping[str, int], stage: str) -> dict[str, int]:
 def _mine_section(
     config: BeamFretConfig, counts: Mapping[str, int], stats: dict[str, Any], kept: int
 ) -> dict[str, Any]:
-    """``mine_stats`` from the counters; the index stats are each shard's, the recall their mean."""
+    """``mine_stats`` from the counters; the index stats are each shard's, the recall their mean.
+
+    No queries at all: ``{"rows": 0}`` as ``mine`` gives; queries that the round trip all dropped
+    still get the full section, as in ``mine``.
+    """
     mine = _section(counts, "mine")
     shards = sorted(stats.get("shards", []), key=itemgetter("shard"))
-    if not mine.get("rows"):
+    guards = {name: mine.get(name, 0) for name in GUARDS}
+    if not mine.get("rows") and not guards["round_trip_dropped"]:
         return {"rows": 0, "shards": shards}
     recalls = [s["recall"] for s in shards if s["recall"] is not None]
     return {
         **mine_stats(
-            rows=mine["rows"],
+            rows=mine.get("rows", 0),
             num_candidates=min(config.mine.num_candidates, kept),
             index_backend="+".join(sorted({s["backend"] for s in shards})),
             recall_vs_exact=sum(recalls) / len(recalls) if recalls else None,
             positive_not_seed=mine.get("positive_not_seed", 0),
             failed_scores=mine.get("failed_scores", 0),
             histograms=stats["histograms"],
+            guards=guards,
         ),
         "shards": shards,
     }
@@ -198,7 +215,7 @@ def manifest(
             "max_chars": config.max_chars,
         },
         "generate": {
-            "config": dataclasses.asdict(config.generate),
+            "config": config_record(config.generate),
             **diagnostics(
                 kept,
                 generate.get("rows", 0),
@@ -208,12 +225,12 @@ def manifest(
             ),
         },
         "mine": {
-            "config": dataclasses.asdict(config.mine),
+            "config": config_record(config.mine),
             **_mine_section(config, counts, stats, kept),
         },
         "beam": {
             "runner": runner,
-            "llm_spec": config.llm,
+            "llm_spec": redact_credentials(config.llm),
             "encoder": config.encoder,
             "retrieval_shards": config.retrieval_shards,
             "share_models": config.share_models,
@@ -230,6 +247,20 @@ def _read_stats(out_dir: str) -> dict[str, Any]:
     return stats
 
 
+def _teacher_check(config: BeamFretConfig) -> dict[str, Any]:
+    """``run_fret``'s teacher check, from the written records (the first
+    ``TEACHER_CHECK_LIMIT`` of them, so a paper-scale run is not read back whole)."""
+    stem = FRET.rpartition(".")[0]
+    pattern = FileSystems.join(config.out_dir, f"{stem}*")
+    records: list[dict[str, Any]] = []
+    for match in sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list):
+        with FileSystems.open(match) as handle:
+            for line in handle:
+                if line.strip() and len(records) < TEACHER_CHECK_LIMIT:
+                    records.append(json.loads(line))
+    return seed_agreement(records, config.mine.fusion, config.mine.rrf_k)
+
+
 def run(config: BeamFretConfig, pipeline_args: Sequence[str] | None = None) -> dict[str, Any]:
     """Build and run the pipeline, wait for it, and write and return the manifest."""
     options = PipelineOptions(list(pipeline_args or []))
@@ -242,6 +273,8 @@ def run(config: BeamFretConfig, pipeline_args: Sequence[str] | None = None) -> d
     if state != PipelineState.DONE:
         raise RuntimeError(f"the FRet pipeline ended in state {state}")
     out = manifest(config, _counters(result), _read_stats(config.out_dir), runner)
+    if out["mine"].get("rows"):
+        out["mine"]["teacher_check"] = _teacher_check(config)
     out["timings_s"] = {"pipeline": time.perf_counter() - start}
     with FileSystems.create(FileSystems.join(config.out_dir, MANIFEST)) as handle:
         handle.write((json.dumps(out, indent=2) + "\n").encode("utf-8"))
@@ -266,6 +299,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=GenerateConfig.temperature)
     parser.add_argument("--max-overlap", type=float)
     parser.add_argument("--negative", choices=NEGATIVE_CHOICES, default=MineConfig.negative)
+    parser.add_argument(
+        "--fusion",
+        type=lambda text: tuple(m.strip() for m in text.split(",")),
+        default=MineConfig.fusion,
+        help=f"comma-separated RRF members from {','.join(FUSION_MEMBERS)}",
+    )
+    parser.add_argument("--round-trip-k", type=int, default=MineConfig.round_trip_k)
+    parser.add_argument("--relabel-guard", choices=RELABEL_GUARDS, default=MineConfig.relabel_guard)
+    parser.add_argument("--relabel-margin", type=float, default=MineConfig.relabel_margin)
+    parser.add_argument("--false-negative-margin", type=float)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retrieval-shards", type=int, default=BeamFretConfig.retrieval_shards)
     parser.add_argument("--output-shards", type=int, default=BeamFretConfig.output_shards)
@@ -275,6 +318,24 @@ def _parser() -> argparse.ArgumentParser:
         help="one copy of each model per worker machine, not per SDK process (GPU/TPU workers)",
     )
     return parser
+
+
+def _mine_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> MineConfig:
+    """The mine settings; one ``MineConfig`` refuses (say ``--round-trip-k`` not below
+    ``--num-candidates``) is a usage error before the pipeline starts."""
+    try:
+        return MineConfig(
+            num_candidates=args.num_candidates,
+            negative=args.negative,
+            seed=args.seed,
+            fusion=args.fusion,
+            round_trip_k=args.round_trip_k,
+            relabel_guard=args.relabel_guard,
+            relabel_margin=args.relabel_margin,
+            false_negative_margin=args.false_negative_margin,
+        )
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -299,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             max_overlap=args.max_overlap,
         ),
-        mine=MineConfig(num_candidates=args.num_candidates, negative=args.negative, seed=args.seed),
+        mine=_mine_config(parser, args),
         retrieval_shards=args.retrieval_shards,
         share_models=args.share_models,
         output_shards=args.output_shards,

@@ -19,6 +19,7 @@ from typing import Any
 
 import gin
 
+from gecko_jax.assets import smollm2_llm_spec
 from gecko_jax.fret.fusion import NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args
@@ -64,12 +65,6 @@ def passages_arg(value: str) -> str | list[dict[str, str]]:
         raise argparse.ArgumentTypeError(f"expected wiki:N with N >= 1, got {value!r}")
     articles = sorted(load_wiki_extracts(), key=lambda a: a.id)[: int(count)]
     return [{"id": a.id, "title": a.title, "text": a.text} for a in articles]
-
-
-def _default_llm() -> str:
-    from gecko_jax.assets import smollm2_gguf_path
-
-    return "jax:" + str(smollm2_gguf_path())
 
 
 def _override(config: Any, **flags: Any) -> Any:
@@ -128,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mine_config = _override(
         mine_config, num_candidates=args.num_candidates, negative=args.negative, seed=args.seed
     )
-    llm = run["llm"] or _default_llm()
+    llm = run["llm"] or smollm2_llm_spec()
     llm_kwargs = run["llm_kwargs"] | dict(args.llm_arg)
     check_llm_args(parser, llm, llm_kwargs)
     manifest = run_fret(
@@ -144,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         llm_kwargs=llm_kwargs,
     )
     print(json.dumps({k: manifest.get(k) for k in ("passages", "generate", "mine")}, indent=2))
+    check = manifest.get("mine", {}).get("teacher_check", {})
+    if "verdict" in check:
+        print(
+            f"teacher check ({check['queries']} queries, P@1 against the seed): " + check["verdict"]
+        )
     return 0
 
 

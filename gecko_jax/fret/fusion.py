@@ -1,15 +1,22 @@
 """Rank fusion for FRet step 2: R(q, p) = sum over scorers of 1 / (k + rank), k = 0 in the paper.
 
 Pure functions over one query's candidate list, so the arithmetic is testable on known scores.
+The fusion's members are the LLM scorers (query likelihood, relevance classification) and,
+optionally, the initial retriever's own rank, which the candidate list holds by its order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 NEGATIVE_CHOICES = ("nth", "kth", "random")
+# The LLM scorers, in fusion order (their scores are stored in each FRet record).
+LLM_SCORERS = ("query_likelihood", "relevance")
+# The retriever's rank of a candidate: its position in the candidate list (retrieval order).
+RETRIEVER = "retriever"
+FUSION_MEMBERS = (*LLM_SCORERS, RETRIEVER)
 
 
 def ranks_from_scores(scores: Sequence[float]) -> np.ndarray:
@@ -37,6 +44,32 @@ def reciprocal_rank_fusion(rank_lists: Sequence[Sequence[int]], k: float = 0.0) 
     if (k + ranks <= 0).any():
         raise ValueError(f"k + rank must be positive; got k={k} and min rank {ranks.min()}")
     return (1.0 / (k + ranks)).sum(axis=0)
+
+
+def check_members(members: Sequence[str]) -> None:
+    """Raise on an empty, repeated or unknown fusion member list."""
+    unknown = [m for m in members if m not in FUSION_MEMBERS]
+    if not members or unknown or len(set(members)) != len(members):
+        raise ValueError(
+            f"fusion members must be distinct names from {FUSION_MEMBERS}, got {tuple(members)}"
+        )
+
+
+def member_ranks(
+    scores: Mapping[str, Sequence[float]], members: Sequence[str], n: int
+) -> dict[str, np.ndarray]:
+    """Each member's 1-based ranks of the ``n`` candidates (the retriever's: list order)."""
+    check_members(members)
+    return {
+        m: np.arange(1, n + 1) if m == RETRIEVER else ranks_from_scores(scores[m]) for m in members
+    }
+
+
+def fuse(
+    scores: Mapping[str, Sequence[float]], members: Sequence[str], n: int, k: float = 0.0
+) -> np.ndarray:
+    """RRF over ``members``' ranks of the ``n`` candidates; one member keeps its own order."""
+    return reciprocal_rank_fusion(list(member_ranks(scores, members, n).values()), k)
 
 
 def select(

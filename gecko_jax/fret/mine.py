@@ -1,10 +1,14 @@
 """FRet step 2: retrieve top-N candidates per query, rank them with the LLM, pick labels.
 
-Each candidate gets QL = log p(query | passage) and RC = log p(" Yes" | query, passage); their
-ranks are fused with RRF and the top fused candidate becomes the positive, which need not be the
-seed passage (paper: it differs in about 15% of FRet). QL and RC come from two prompts
+Each candidate gets QL = log p(query | passage) and RC = log p(" Yes" | query, passage); the
+ranks of the fusion's members (``MineConfig.fusion``: QL, RC and optionally the retriever's own
+rank) are fused with RRF and the top fused candidate becomes the positive, which need not be
+the seed passage (paper: it differs in about 15% of FRet). QL and RC come from two prompts
 (``scoring="separate"``) or from one sequence, passage then query then label (``"joint"``: one
 forward pass per pair instead of two, with its own prompt, so its scores differ).
+
+The guards of :mod:`gecko_jax.fret.guards` (round trip, relabel, false negative) decide which
+queries are kept, whether the positive may leave the seed, and which negatives are safe.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gecko_jax.encoder import Encoder
-from gecko_jax.fret.fusion import ranks_from_scores, reciprocal_rank_fusion, select
+from gecko_jax.fret.fusion import (
+    LLM_SCORERS,
+    check_members,
+    member_ranks,
+    ranks_from_scores,
+    reciprocal_rank_fusion,
+    select,
+)
+from gecko_jax.fret.guards import check_guard, guarded_fusion, round_trip_ok, safe_negative
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.prompts import RC_LABEL, joint_context, joint_parts, ql_context, rc_context
 from gecko_jax.llm.base import LLM
@@ -27,7 +39,7 @@ from gecko_jax.retrieval import IndexConfig, VectorIndex, top_n_with_seed
 T = TypeVar("T")
 HISTOGRAM_BINS = 10
 # The LLM scorers, in fusion order, with their progress-bar labels.
-SCORERS = {"query_likelihood": "FRet query likelihood", "relevance": "FRet relevance"}
+SCORERS = dict(zip(LLM_SCORERS, ("FRet query likelihood", "FRet relevance"), strict=True))
 SCORING = ("separate", "joint")
 # Joint scoring: each scorer's part in ``joint_parts`` (the one between is not a score).
 JOINT_PARTS = {"query_likelihood": 0, "relevance": 2}
@@ -45,10 +57,32 @@ class MineConfig:
     recall_sample: int = 1000
     # "separate": QL and RC from their own prompts; "joint": both from one pass (see above).
     scoring: str = "separate"
+    # RRF members: "query_likelihood", "relevance", "retriever" (the paper fuses the first two).
+    fusion: tuple[str, ...] = LLM_SCORERS
+    # Keep a query only if the retriever ranks its seed within the top k (0: keep all).
+    round_trip_k: int = 0
+    # When the positive may leave the seed: "none" (always, the paper's rule), "unanimous",
+    # "margin" (fused score above the seed's by relabel_margin) or "seed" (never).
+    relabel_guard: str = "none"
+    relabel_margin: float = 0.0
+    # Skip a hard negative an LLM scorer rates within this many nats of the positive (None: off).
+    false_negative_margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORING:
             raise ValueError(f"scoring must be one of {SCORING}, got {self.scoring!r}")
+        object.__setattr__(self, "fusion", tuple(self.fusion))
+        check_members(self.fusion)
+        check_guard(self.relabel_guard, self.relabel_margin)
+        if not 0 <= self.round_trip_k < self.num_candidates:
+            raise ValueError(
+                f"round_trip_k must be in [0, num_candidates={self.num_candidates}) (the seed "
+                f"always fills the last slot), got {self.round_trip_k}"
+            )
+        if self.false_negative_margin is not None and not self.false_negative_margin >= 0:
+            raise ValueError(
+                f"false_negative_margin must be None or >= 0, got {self.false_negative_margin}"
+            )
 
 
 def embed_queries(encoder: Encoder, rows: Sequence[dict[str, Any]]) -> np.ndarray:
@@ -114,7 +148,8 @@ def score_jointly(
     requests = [joint_request(query, p.text) for query, p in pairs]
     contexts, parts = [c for c, _ in requests], [p for _, p in requests]
     totals = _batched(llm.score_parts, contexts, parts, batch_size, JOINT_DESC)
-    array = np.asarray(totals, dtype=np.float64).reshape(len(pairs), -1)
+    # Parts per row fixed, not -1: no pairs (the round trip dropped every query) is no error.
+    array = np.asarray(totals, dtype=np.float64).reshape(len(pairs), len(joint_parts("")))
     return {name: array[:, part] for name, part in JOINT_PARTS.items()}
 
 
@@ -137,25 +172,52 @@ def label_query(
     config: MineConfig,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """The FRet record of one query: its candidates (retrieval order), ranked by each scorer."""
-    ranks = {name: ranks_from_scores(scores[name]) for name in SCORERS}
-    fused = reciprocal_rank_fusion(list(ranks.values()), config.rrf_k)
+    """The FRet record of one query: its candidates (retrieval order), ranked by each scorer,
+    labelled under the relabel and false-negative guards (``guards`` says what they did)."""
     candidate_ids = [p.id for p in candidates]
-    pos, neg = select(candidate_ids, fused, config.negative, config.k_th, rng)
+    ranks = {name: ranks_from_scores(scores[name]) for name in SCORERS}
+    members = member_ranks(scores, config.fusion, len(candidates))
+    fused = reciprocal_rank_fusion(list(members.values()), config.rrf_k)
+    seed = candidate_ids.index(row["passage_id"]) if row["passage_id"] in candidate_ids else None
+    guarded, blocked = guarded_fusion(
+        fused, members, seed, config.relabel_guard, config.relabel_margin
+    )
+    pos, neg = select(candidate_ids, guarded, config.negative, config.k_th, rng)
+    safe = safe_negative(scores, guarded, pos, neg, config.false_negative_margin)
     fused_ranks = ranks_from_scores(fused)
     return {
         "task": row["task"],
         "query": row["query"],
         "positive": candidates[pos].to_json(),
-        "negative": candidates[neg].to_json(),
+        "negative": None if safe is None else candidates[safe].to_json(),
         "seed_id": row["passage_id"],
         "requested_type": row["requested_type"],
         "positive_rank": int(fused_ranks[pos]),
-        "negative_rank": int(fused_ranks[neg]),
+        "negative_rank": None if safe is None else int(fused_ranks[safe]),
         "candidate_ids": candidate_ids,
         "ranks": {**{k: v.tolist() for k, v in ranks.items()}, "fused": fused_ranks.tolist()},
         "scores": {**{k: scores[k].tolist() for k in SCORERS}, "fused": fused.tolist()},
+        "guards": {
+            "relabel_blocked": blocked,
+            "negative": "kept" if safe == neg else ("dropped" if safe is None else "replaced"),
+        },
     }
+
+
+def guard_counts(records: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How often each guard acted, for the manifest (both runners)."""
+    guards = [r["guards"] for r in records]
+    return {
+        "relabel_blocked": sum(g["relabel_blocked"] for g in guards),
+        "negative_replaced": sum(g["negative"] == "replaced" for g in guards),
+        "negative_dropped": sum(g["negative"] == "dropped" for g in guards),
+    }
+
+
+def passes_round_trip(
+    candidate_ids: Sequence[str], row: dict[str, Any], config: MineConfig
+) -> bool:
+    return round_trip_ok(candidate_ids, row["passage_id"], config.round_trip_k)
 
 
 def _histogram(values: np.ndarray) -> dict[str, list[float]] | None:
@@ -190,6 +252,13 @@ def mine(
     recall = index.recall_against_exact(
         queries, candidates.shape[1], config.recall_sample, config.seed
     )
+    kept = [
+        n
+        for n, (row, ids) in enumerate(zip(rows, candidates, strict=True))
+        if passes_round_trip([passages[i].id for i in ids], row, config)
+    ]
+    round_trip_dropped = len(rows) - len(kept)
+    rows, candidates = [rows[n] for n in kept], candidates[kept]
 
     pairs = [
         (row["query"], passages[c]) for row, ids in zip(rows, candidates, strict=True) for c in ids
@@ -212,6 +281,7 @@ def mine(
         positive_not_seed=changed,
         failed_scores=int(sum(np.isnan(v).sum() for v in scores.values())),
         histograms={k: _histogram(v.ravel()) for k, v in scores.items()},
+        guards={"round_trip_dropped": round_trip_dropped, **guard_counts(records)},
     )
 
 
@@ -224,14 +294,16 @@ def mine_stats(
     positive_not_seed: int,
     failed_scores: int,
     histograms: dict[str, Any],
+    guards: dict[str, int],
 ) -> dict[str, Any]:
     """The manifest's ``mine`` section (shared with the Beam pipeline, so both match)."""
     return {
+        "guards": guards,
         "rows": rows,
         "num_candidates": num_candidates,
         "index_backend": index_backend,
         "recall_vs_exact": recall_vs_exact,
-        "positive_not_seed": positive_not_seed / rows,
+        "positive_not_seed": positive_not_seed / rows if rows else 0.0,
         "failed_scores": failed_scores,
         "histograms": histograms,
     }

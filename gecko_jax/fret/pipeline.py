@@ -18,7 +18,9 @@ from gecko_jax.fret.generate import GenerateConfig, generate_queries
 from gecko_jax.fret.mine import MineConfig, mine
 from gecko_jax.fret.passages import prepare_passages, read_passages_jsonl
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
+from gecko_jax.fret.teacher import seed_agreement
 from gecko_jax.llm import LLM, CachedLLM, load_llm
+from gecko_jax.llm.base import redact_credentials
 
 GENERATED = "generated.jsonl"
 FRET = "fret.jsonl"
@@ -42,15 +44,22 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def llm_kwargs_record(llm_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     """The LLM settings as the manifest records them: JSON values as they are, others (a mesh)
-    by their repr, so a run says how its LLM was set up even where the cache key does not."""
+    by their repr, so a run says how its LLM was set up even where the cache key does not; URL
+    credentials removed."""
     record = {}
     for key, value in sorted((llm_kwargs or {}).items()):
         try:
             json.dumps(value)
         except (TypeError, ValueError):
             value = repr(value)
-        record[key] = value
+        record[key] = redact_credentials(value) if isinstance(value, str) else value
     return record
+
+
+def config_record(config: Any) -> dict[str, Any]:
+    """A config dataclass as the manifest file holds it (tuples as lists), so the manifest a
+    run returns equals the one it wrote."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def _llm(llm: str | LLM, out: Path, llm_kwargs: Mapping[str, Any] | None) -> CachedLLM:
@@ -136,7 +145,7 @@ def run_fret(
         rows, diagnostics = generate_queries(cached, prepared, generate_config)
         write_jsonl(out / GENERATED, rows)
         timings["generate"] = time.perf_counter() - start
-        manifest["generate"] = {"config": dataclasses.asdict(generate_config), **diagnostics}
+        manifest["generate"] = {"config": config_record(generate_config), **diagnostics}
         save()
 
     if "mine" in stages and not (out / FRET).exists():
@@ -150,7 +159,11 @@ def run_fret(
         records_out, stats = mine(cached, _encoder(encoder), prepared, generated, mine_config)
         write_jsonl(out / FRET, records_out)
         timings["mine"] = time.perf_counter() - start
-        manifest["mine"] = {"config": dataclasses.asdict(mine_config), **stats}
+        manifest["mine"] = {
+            "config": config_record(mine_config),
+            **stats,
+            "teacher_check": seed_agreement(records_out, mine_config.fusion, mine_config.rrf_k),
+        }
         if mine_only is not None:
             manifest["mine"]["mined_passages"] = len(set(mine_only))
 

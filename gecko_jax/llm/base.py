@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,15 @@ class Generation:
     # backend failed on this prompt after its retries, and counted it; never cached).
     finish_reason: str
     num_tokens: int
+
+
+# The user-info part of a URL (scheme://user:password@host): never written to a manifest.
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URL in it removed."""
+    return _URL_USERINFO.sub(r"\1", text)
 
 
 class LLMError(RuntimeError):

@@ -11,11 +11,14 @@ than the context), is counted in ``stats`` and comes back as ``finish_reason="er
 score, so one bad item never stops a long run (and the cache does not store it).
 
 The API key is read from the environment once, sent only in the ``Authorization`` header, and
-never logged, repr'd or put in :meth:`cache_identity`.
+never logged, repr'd or put in :meth:`cache_identity`. Credentials written into the URL
+(``http://user:password@host/v1``) are treated alike: taken out of the URL, sent as HTTP Basic
+authentication (instead of the key), and never recorded; the URL kept is the one without them.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import http.client
 import json
@@ -25,6 +28,7 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -73,13 +77,19 @@ class OpenAICompatibleLLM(LLM):
         max_concurrency: int = 8,
     ):
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        url, credentials = split_credentials(base_url)
+        self.base_url = url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_concurrency = max_concurrency
         self.stats = CallStats()
         self._api_key = os.environ.get(api_key_env)
+        self._authorization = _authorization(credentials, self._api_key)
+        # Longest first, so a secret is never left half replaced by a shorter one inside it.
+        password = (credentials or "").partition(":")[2]
+        candidates = {self._api_key, credentials, password, self._authorization}
+        self._secrets = sorted(filter(None, candidates), key=len, reverse=True)
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleLLM(model={self.model!r}, base_url={self.base_url!r})"
@@ -99,8 +109,8 @@ class OpenAICompatibleLLM(LLM):
     def _post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST JSON with retries; raises :class:`_RequestFailed` when the item has failed."""
         headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        if self._authorization:
+            headers["Authorization"] = self._authorization
         data = json.dumps(body).encode("utf-8")
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -128,8 +138,11 @@ class OpenAICompatibleLLM(LLM):
         raise _RequestFailed(f"{route}: {self.max_retries + 1} attempts failed; last: {problem}")
 
     def _redact(self, text: str) -> str:
-        """``text`` without the API key (some proxies echo request headers in their errors)."""
-        return text.replace(self._api_key, "<api key>") if self._api_key else text
+        """``text`` without the key or URL credentials (some proxies echo request headers in
+        their errors)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "<credentials>")
+        return text
 
     def _map(self, fn: Callable[[Any], T], items: Sequence[Any], failed: T) -> list[T]:
         """``fn`` over items, ``max_concurrency`` at a time; a failed item becomes ``failed``."""
@@ -204,6 +217,22 @@ class OpenAICompatibleLLM(LLM):
         return self._map(
             one, list(zip(contexts, continuations, strict=True)), ContinuationScore(math.nan, ())
         )
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` without its user-info part, and that part decoded (``user:password``) or None."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), urllib.parse.unquote(userinfo)
+
+
+def _authorization(credentials: str | None, api_key: str | None) -> str | None:
+    """The ``Authorization`` header: the URL's credentials (they name this server), else the key."""
+    if credentials:
+        return f"Basic {base64.b64encode(credentials.encode()).decode()}"
+    return f"Bearer {api_key}" if api_key else None
 
 
 def continuation_score(logprobs: Any, start: int, length: int) -> ContinuationScore:

@@ -19,8 +19,8 @@ from gecko_jax.models.layers import (
     LayerNorm,
     MultiHeadAttention,
     activation,
-    attention_bias,
     constrain,
+    key_visibility,
     kv_lengths,
 )
 from gecko_jax.models.weights import TensorSource
@@ -83,7 +83,7 @@ class BertLayer(nn.Module):
     attention_impl: str = "xla"
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array, lengths: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array, visible: jax.Array, lengths: jax.Array | None) -> jax.Array:
         cfg = self.config
         attended = MultiHeadAttention(
             cfg.num_heads,
@@ -93,7 +93,7 @@ class BertLayer(nn.Module):
             kernel_init=_INIT,
             implementation=self.attention_impl,
             name="attention",
-        )(x, bias, lengths)
+        )(x, visible, lengths)
         x = LayerNorm(cfg.layer_norm_eps, self.dtype, name="attention_norm")(x + attended)
         hidden = DenseGeneral(
             cfg.intermediate_size,
@@ -132,12 +132,12 @@ class BertEncoder(nn.Module):
     ) -> jax.Array:
         x = BertEmbeddings(self.config, self.dtype, name="embeddings")(input_ids, position_ids)
         x = constrain(x, ("batch", "length", "embed"))
-        bias = attention_bias(attention_mask, segment_ids)
+        visible = key_visibility(attention_mask, segment_ids)
         lengths = kv_lengths(attention_mask, segment_ids)
         layer_cls = nn.remat(BertLayer) if self.remat else BertLayer
         for i in range(self.config.num_layers):
             x = layer_cls(self.config, self.dtype, self.attention_impl, name=f"layers_{i}")(
-                x, bias, lengths
+                x, visible, lengths
             )
         return x
 

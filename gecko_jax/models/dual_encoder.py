@@ -28,14 +28,20 @@ def segment_pool(
     """Per-text pooling of packed rows: [rows, length, D] -> [rows, max_segments, D] float32.
 
     Segment s of a row averages the tokens whose segment id is s + 1 (or takes its first
-    token for CLS pooling). Unused segment slots come out as zeros.
+    token for CLS pooling). Unused segment slots come out as zeros. A text with a non-finite
+    token comes out NaN, its neighbours untouched: a 0/1-weighted sum over the whole row
+    would carry the NaN into every text (0 * NaN is NaN).
     """
     member = segment_ids[..., None] == jnp.arange(1, max_segments + 1)
     if first_token_only:
         first = jnp.cumsum(member, axis=1) == 1
         member = member & first
     weights = jnp.asarray(member, jnp.float32)
-    summed = jnp.einsum("rls,rld->rsd", weights, jnp.asarray(hidden, jnp.float32))
+    hidden = jnp.asarray(hidden, jnp.float32)
+    finite = jnp.isfinite(hidden)
+    summed = jnp.einsum("rls,rld->rsd", weights, jnp.where(finite, hidden, 0.0))
+    broken = jnp.einsum("rls,rl->rs", weights, jnp.any(~finite, axis=-1).astype(jnp.float32))
+    summed = jnp.where(broken[..., None] > 0, jnp.nan, summed)
     return summed / jnp.maximum(jnp.sum(weights, axis=1)[..., None], 1.0)
 
 

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 from gecko_jax.models import lean_grads
 
 Initializer = Callable[..., jax.Array]
+# The score of a key a query must not see: exp() of it minus any real score is exactly 0.
+MASKED_SCORE = jnp.finfo(jnp.float32).min / 2
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda x: lean_grads.gelu(x, False),
@@ -111,7 +113,12 @@ class RMSNorm(nn.Module):
 
 
 class MultiHeadAttention(nn.Module):
-    """Self-attention with an additive mask bias and an optional position bias.
+    """Self-attention under a boolean visibility mask, with an optional position bias.
+
+    Masked scores are selected away rather than biased, and non-finite values are zeroed
+    before the weighted sum: an additive mask keeps a NaN score, and a zero weight times a
+    NaN value is NaN, so either would let one packed text's NaN reach its neighbours. A
+    non-finite text still comes out non-finite through its own scores and residual stream.
 
     ``implementation="cudnn"`` runs fused attention through ``jax.nn.dot_product_attention``
     (GPU, bf16) when the batch is right-padded (``kv_lengths`` given); packed rows always take
@@ -130,12 +137,13 @@ class MultiHeadAttention(nn.Module):
     def __call__(
         self,
         x: jax.Array,
-        mask_bias: jax.Array,
+        visible: jax.Array,
         kv_lengths: jax.Array | None = None,
         position_bias: jax.Array | None = None,
     ) -> jax.Array:
-        """x: [batch, length, embed]; biases broadcast to [batch, heads, q_len, k_len];
-        ``kv_lengths`` [batch]: real tokens per row when rows are right-padded."""
+        """x: [batch, length, embed]; ``visible`` (bool) and ``position_bias`` broadcast to
+        [batch, heads, q_len, k_len]; ``kv_lengths`` [batch]: real tokens per row when rows
+        are right-padded."""
 
         def project(name: str) -> jax.Array:
             y = DenseGeneral(
@@ -163,10 +171,12 @@ class MultiHeadAttention(nn.Module):
             )
         else:
             logits = jnp.einsum("bqhd,bkhd->bhqk", query, key) * scale
-            logits = jnp.asarray(logits, jnp.float32) + mask_bias
+            logits = jnp.asarray(logits, jnp.float32)
             if position_bias is not None:
                 logits = logits + position_bias
+            logits = jnp.where(visible, logits, MASKED_SCORE)
             weights = jnp.asarray(jax.nn.softmax(logits, axis=-1), self.dtype)
+            value = jnp.where(jnp.isfinite(value), value, 0)
             out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
         out = constrain(out, ("batch", "length", "heads", "kv"))
         out = DenseGeneral(
@@ -181,19 +191,21 @@ class MultiHeadAttention(nn.Module):
         return constrain(out, ("batch", "length", "embed"))
 
 
-def segment_bias(segment_ids: jax.Array) -> jax.Array:
-    """Packed rows: [batch, length] segment ids (0 = pad) -> [batch, 1, length, length] bias.
+def segment_visibility(segment_ids: jax.Array) -> jax.Array:
+    """Packed rows: [batch, length] segment ids (0 = pad) -> [batch, 1, length, length] bool.
 
-    A token attends only to tokens of its own segment, so several texts share one row
-    without seeing each other.
+    A token sees only tokens of its own segment, so several texts share one row without
+    seeing each other.
     """
-    big_negative = jnp.finfo(jnp.float32).min / 2
     same = (segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, None, :] > 0)
-    return jnp.where(same[:, None], 0.0, big_negative).astype(jnp.float32)
+    return same[:, None]
 
 
-def attention_bias(attention_mask: jax.Array, segment_ids: jax.Array | None) -> jax.Array:
-    return padding_bias(attention_mask) if segment_ids is None else segment_bias(segment_ids)
+def key_visibility(attention_mask: jax.Array, segment_ids: jax.Array | None) -> jax.Array:
+    """Which keys each query sees: padding (plain batches) or segments (packed rows)."""
+    if segment_ids is None:
+        return padding_visibility(attention_mask)
+    return segment_visibility(segment_ids)
 
 
 def kv_lengths(attention_mask: jax.Array, segment_ids: jax.Array | None) -> jax.Array | None:
@@ -203,7 +215,6 @@ def kv_lengths(attention_mask: jax.Array, segment_ids: jax.Array | None) -> jax.
     return jnp.sum(attention_mask > 0, axis=-1).astype(jnp.int32)
 
 
-def padding_bias(attention_mask: jax.Array) -> jax.Array:
-    """[batch, length] 0/1 mask -> additive [batch, 1, 1, length] bias (0 or a large negative)."""
-    big_negative = jnp.finfo(jnp.float32).min / 2
-    return jnp.where(attention_mask[:, None, None, :] > 0, 0.0, big_negative).astype(jnp.float32)
+def padding_visibility(attention_mask: jax.Array) -> jax.Array:
+    """[batch, length] 0/1 mask -> [batch, 1, 1, length] bool: every query sees real tokens."""
+    return attention_mask[:, None, None, :] > 0

@@ -22,8 +22,8 @@ from gecko_jax.models.layers import (
     MultiHeadAttention,
     RMSNorm,
     activation,
-    attention_bias,
     constrain,
+    key_visibility,
     kv_lengths,
 )
 from gecko_jax.models.weights import TensorSource
@@ -75,8 +75,8 @@ class T5Block(nn.Module):
     """One pre-norm encoder block; the first one also owns the relative position bias table.
 
     Returns the position bias so later blocks reuse it (as HF does) instead of owning copies.
-    The padding bias is kept separate from the [1, heads, L, L] position bias so no
-    [batch, heads, L, L] tensor lives across layers; the sum is fused into the logits.
+    The visibility mask is kept separate from the [1, heads, L, L] position bias so no
+    [batch, heads, L, L] tensor lives across layers; the two meet only in the logits.
     """
 
     config: EncoderConfig
@@ -88,7 +88,7 @@ class T5Block(nn.Module):
     def __call__(
         self,
         x: jax.Array,
-        mask_bias: jax.Array,
+        visible: jax.Array,
         lengths: jax.Array | None,
         position_ids: jax.Array,
         position_bias: jax.Array | None = None,
@@ -110,7 +110,7 @@ class T5Block(nn.Module):
             kernel_init=_DEFAULT_INIT,
             implementation=self.attention_impl,
             name="attention",
-        )(h, mask_bias, lengths, position_bias)
+        )(h, visible, lengths, position_bias)
         x = constrain(x + h, ("batch", "length", "embed"))
 
         h = RMSNorm(norm_eps, self.dtype, name="mlp_norm")(x)
@@ -168,14 +168,14 @@ class T5Encoder(nn.Module):
         x = constrain(x, ("batch", "length", "embed"))
 
         block_cls = nn.remat(T5Block) if self.remat else T5Block
-        mask_bias = attention_bias(attention_mask, segment_ids)
+        visible = key_visibility(attention_mask, segment_ids)
         lengths = kv_lengths(attention_mask, segment_ids)
         if position_ids is None:
             position_ids = jnp.arange(input_ids.shape[1])[None]
         position_bias = None
         for i in range(cfg.num_layers):
             block = block_cls(cfg, i == 0, self.dtype, self.attention_impl, name=f"layers_{i}")
-            x, position_bias = block(x, mask_bias, lengths, position_ids, position_bias)
+            x, position_bias = block(x, visible, lengths, position_ids, position_bias)
         x = RMSNorm(cfg.layer_norm_eps, self.dtype, name="final_norm")(x)
         return constrain(x, ("batch", "length", "embed"))
 

@@ -16,6 +16,28 @@ class WeightImportError(ValueError):
     """A checkpoint does not fit the model: the message names the key and the file."""
 
 
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file. safetensors' own errors ("incomplete metadata")
+    name neither the file nor the likely cause, so a file that cannot be read is reported
+    with both."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        return load_file(str(path))
+    except SafetensorError as error:
+        raise WeightImportError(
+            f"cannot read weights file {path} ({os.path.getsize(path):,} bytes): {error}; "
+            "it is truncated (an interrupted download or copy?) or not a safetensors file"
+        ) from None
+    except TypeError as error:  # a tensor type numpy lacks, e.g. bfloat16
+        raise WeightImportError(
+            f"cannot read weights file {path}: {error}; save it in float32 or float16"
+        ) from None
+
+
 class TensorSource:
     """Tensors from one checkpoint file; every lookup checks presence and shape.
 
@@ -38,11 +60,7 @@ class TensorSource:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, prefixes: tuple[str, ...] = ()) -> TensorSource:
-        from safetensors.numpy import load_file
-
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"weights file not found: {path}")
-        return cls(load_file(str(path)), str(path), prefixes)
+        return cls(read_safetensors(path), str(path), prefixes)
 
     def __contains__(self, key: str) -> bool:
         return key in self._tensors

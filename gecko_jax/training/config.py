@@ -33,8 +33,14 @@ class TrainConfig:
     gradcache_chunk_size: int | None = None
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
     seed: int = 0
-    # Robustness and bookkeeping.
+    # Robustness and bookkeeping. A step is skipped (params and optimiser state kept) when its
+    # loss or gradients are not finite, or when its update would take the parameter norm past
+    # ``max_param_norm``. The run has diverged, and stops with TrainingDivergedError, after
+    # ``max_consecutive_bad_steps`` skipped steps in a row, or when it ends with more than
+    # ``max_skipped_fraction`` of its steps skipped.
     max_consecutive_bad_steps: int = 5
+    max_skipped_fraction: float = 0.1
+    max_param_norm: float = 1e6  # MiniLM-L6 has ~280; exploding runs pass 1e9 within a step
     checkpoint_every: int = 100
     keep_checkpoints: int = 3
     async_checkpointing: bool = True
@@ -54,6 +60,12 @@ class TrainConfig:
                 f"gradcache_chunk_size {chunk} must divide global_batch_size "
                 f"{self.global_batch_size}"
             )
+        if self.max_consecutive_bad_steps < 1 or not 0.0 <= self.max_skipped_fraction <= 1.0:
+            raise ValueError(
+                "max_consecutive_bad_steps must be >= 1, max_skipped_fraction in [0, 1]"
+            )
+        if not self.max_param_norm > 0:
+            raise ValueError(f"max_param_norm must be > 0, got {self.max_param_norm}")
         if self.mrl_weights is not None and len(self.mrl_weights) != len(self.mrl_dims):
             raise ValueError(f"{len(self.mrl_weights)} mrl_weights for mrl_dims {self.mrl_dims}")
 

@@ -167,8 +167,10 @@ def make_train_step(
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """A pure (state, batch) -> (state, metrics) function, ready for ``jax.jit``.
 
-    A step whose loss or gradients are not finite leaves params and optimiser state untouched
-    (the batch is still consumed) and counts as bad; the trainer stops after too many in a row.
+    A step whose loss or gradients are not finite, or whose update would make the parameters
+    non-finite or push their norm past ``config.max_param_norm``, leaves params and optimiser
+    state untouched (the batch is still consumed) and counts as bad, so the state a skipped
+    step keeps, and checkpoints, is always usable. The trainer stops after too many bad steps.
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -179,18 +181,22 @@ def make_train_step(
         else:
             loss, accuracy, grads = plain_loss_and_grads(state.params, batch, config)
         grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, new_opt_state = optimizer.update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
+        proposed_norm = optax.tree.norm(new_params)
+        # A NaN or infinite norm fails the comparison too.
+        good = (
+            jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (proposed_norm <= config.max_param_norm)
+        )
 
-        def keep_if_finite(new: Any, old: Any) -> Any:
-            return jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+        def keep_if_good(new: Any, old: Any) -> Any:
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(good, a, b), new, old)
 
-        bad = 1 - finite.astype(jnp.int32)
+        bad = 1 - good.astype(jnp.int32)
         new_state = TrainState(
             step=state.step + 1,
-            params=keep_if_finite(new_params, state.params),
-            opt_state=keep_if_finite(new_opt_state, state.opt_state),
+            params=keep_if_good(new_params, state.params),
+            opt_state=keep_if_good(new_opt_state, state.opt_state),
             consecutive_bad_steps=(state.consecutive_bad_steps + 1) * bad,
             skipped_steps=state.skipped_steps + bad,
         )
@@ -199,8 +205,9 @@ def make_train_step(
             "accuracy": accuracy,
             "grad_norm": grad_norm,
             "param_norm": optax.tree.norm(new_state.params),
+            "proposed_param_norm": proposed_norm,
             "learning_rate": schedule(state.step),
-            "finite": finite,
+            "finite": good,  # the step was applied (name kept for metrics.jsonl readers)
         }
         return new_state, metrics
 

@@ -7,8 +7,10 @@ source) are plain callables passed in; gin and the CLI live in ``gecko_jax.train
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -44,7 +46,7 @@ EvalFn = Callable[[Any, int], dict[str, float]]
 
 
 class TrainingDivergedError(RuntimeError):
-    """Too many consecutive non-finite steps; the last good state was checkpointed."""
+    """Too many skipped steps (see ``TrainConfig``); the last good state was checkpointed."""
 
 
 @dataclasses.dataclass
@@ -62,13 +64,12 @@ def _load_init_params(path: str, config: TrainConfig) -> Any:
     if (folder / CHECKPOINT_DIR).is_dir():
         optimizer = make_optimizer(config)
         checkpointer = Checkpointer(folder, async_save=False)
-        step = checkpointer.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {folder / CHECKPOINT_DIR}")
         mesh = create_mesh(config.mesh)
-        state, _ = checkpointer.restore(step, abstract_state(config, optimizer, mesh))
+        restored = checkpointer.restore_newest_intact(abstract_state(config, optimizer, mesh))
         checkpointer.close()
-        return jax.device_get(state.params)
+        if restored is None:
+            raise FileNotFoundError(f"no checkpoint in {folder / CHECKPOINT_DIR}")
+        return jax.device_get(restored.state.params)
     model_config, params, _ = read_model_folder(folder)
     if model_config.encoder != config.model.encoder:
         raise ValueError(
@@ -92,17 +93,56 @@ def _projection(model: DualEncoderConfig) -> tuple[int | None, bool, str]:
 def restore_or_init(
     config: TrainConfig, optimizer: Any, mesh: Mesh, checkpointer: Checkpointer
 ) -> TrainState:
-    """The resume contract: latest checkpoint, else params from ``init_from``, else fresh."""
-    step = checkpointer.latest_step()
-    if step is not None:
-        state, meta = checkpointer.restore(step, abstract_state(config, optimizer, mesh))
-        logger.info("resumed from checkpoint at step %d (%s)", step, meta.get("reason"))
-        return state
+    """The resume contract: the newest checkpoint that restores (damaged newer ones are set
+    aside), else params from ``init_from``, else fresh."""
+    restored = checkpointer.restore_newest_intact(abstract_state(config, optimizer, mesh))
+    if restored is not None:
+        checkpointer.set_aside(restored.damaged)
+        reason = restored.meta.get("reason")
+        logger.info("resumed from step %d (%s checkpoint)", restored.step, reason)
+        return restored.state
     rng = jax.random.key(config.seed)
     if config.init_from:
-        logger.info("initialising parameters from %s", config.init_from)
-        return init_state(config, optimizer, mesh, rng, _load_init_params(config.init_from, config))
+        params = _load_init_params(config.init_from, config)
+        logger.info("initialised from %s", config.init_from)
+        return init_state(config, optimizer, mesh, rng, params)
+    logger.info("initialised fresh from seed %d", config.seed)
     return init_state(config, optimizer, mesh, rng)
+
+
+def _host_values(metrics: dict[str, jax.Array]) -> dict[str, float]:
+    return {name: float(value) for name, value in jax.device_get(metrics).items()}
+
+
+def _skip_cause(values: dict[str, float], max_param_norm: float) -> str:
+    """Why the step's guard refused its update, read back from the step's metrics."""
+    if not math.isfinite(values["loss"]):
+        return f"the loss was {values['loss']}"
+    if not math.isfinite(values["grad_norm"]):
+        return f"the gradient norm was {values['grad_norm']}"
+    return (
+        f"the update would have taken the parameter norm to {values['proposed_param_norm']:.3g}"
+        f" (max_param_norm {max_param_norm:.3g})"
+    )
+
+
+def _check_skipped_share(state: TrainState, config: TrainConfig, checkpoints: Path) -> None:
+    """A run that ends with many skipped steps has diverged even if few came in a row; one
+    with a few says so, rather than ending as if nothing happened."""
+    skipped, steps = int(state.skipped_steps), int(state.step)
+    if not skipped:
+        return
+    summary = f"{skipped} of {steps} steps were skipped as non-finite or exploding"
+    if skipped > config.max_skipped_fraction * steps:
+        raise TrainingDivergedError(
+            f"{summary}, more than max_skipped_fraction {config.max_skipped_fraction:g}; the "
+            f"newest checkpoint in {checkpoints} holds the last good parameters"
+        )
+    logger.warning("%s (within max_skipped_fraction %g)", summary, config.max_skipped_fraction)
+
+
+def _duration(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=round(seconds)))
 
 
 def _non_embedding_params(params: Any) -> int:
@@ -149,6 +189,10 @@ def train(
     ``batch_fn(step)`` returns this host's rows of the global batch for ``step``. With
     ``early_stopping``, every ``eval_fn`` result goes to it, and the run stops (with a
     checkpoint) once it says so; a rerun of a stopped run returns at once.
+
+    Every skipped step is logged with its cause. :class:`TrainingDivergedError` ends a run
+    with ``max_consecutive_bad_steps`` skipped in a row (after checkpointing the last good
+    state) or one that finishes with more than ``max_skipped_fraction`` of its steps skipped.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +219,7 @@ def train(
         writer = MetricsWriter(workdir, start, enabled=is_chief)
         device_peak = config.peak_flops_per_device or peak_flops(jax.devices()[0].device_kind)
         non_embedding = _non_embedding_params(state.params)
-        last_time = time.perf_counter()
+        last_time, last_logged = time.perf_counter(), start
 
         def meta(reason: str) -> dict[str, Any]:
             return {"reason": reason, "data_step": int(state.step), "seed": config.seed}
@@ -194,19 +238,28 @@ def train(
                 state, metrics = step_fn(state, batch)
                 done = step + 1
                 bad_in_a_row = int(state.consecutive_bad_steps)
-                if bad_in_a_row >= config.max_consecutive_bad_steps:
-                    checkpointer.save(done, state, meta("diverged"))
-                    checkpointer.wait()
-                    raise TrainingDivergedError(
-                        f"{bad_in_a_row} consecutive steps had non-finite loss or gradients "
-                        f"(last at step {done}); parameters from the last good step were saved "
-                        f"in {checkpointer.directory}"
+                if bad_in_a_row:
+                    cause = _skip_cause(_host_values(metrics), config.max_param_norm)
+                    logger.warning(
+                        "step %d skipped: %s (%d in a row, %d in all)",
+                        done,
+                        cause,
+                        bad_in_a_row,
+                        int(state.skipped_steps),
                     )
+                    if bad_in_a_row >= config.max_consecutive_bad_steps:
+                        checkpointer.save(done, state, meta("diverged"))
+                        checkpointer.wait()
+                        raise TrainingDivergedError(
+                            f"{bad_in_a_row} steps in a row were skipped, the last (step {done}) "
+                            f"because {cause}; the last good parameters are checkpointed at "
+                            f"step {done} in {checkpointer.directory}"
+                        )
                 if done % config.log_every == 0 or done == config.total_steps:
-                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    values = _host_values(metrics)
                     now = time.perf_counter()
-                    elapsed = (now - last_time) / config.log_every
-                    last_time = now
+                    seconds_per_step = (now - last_time) / (done - last_logged)
+                    last_time, last_logged = now, done
                     tokens = sum(
                         int(np.prod(batch[f"{f}_input_ids"].shape))
                         for f in ("query", "positive", "negative")
@@ -214,19 +267,23 @@ def train(
                     flops = train_flops_per_step(
                         non_embedding, tokens, config.gradcache_chunk_size is not None
                     )
-                    values["examples_per_second"] = config.global_batch_size / elapsed
+                    values["examples_per_second"] = config.global_batch_size / seconds_per_step
                     if device_peak:
-                        values["mfu"] = flops / elapsed / (device_peak * jax.device_count())
+                        values["mfu"] = (
+                            flops / seconds_per_step / (device_peak * jax.device_count())
+                        )
                     values["skipped_steps"] = int(state.skipped_steps)
                     writer.write(done, values)
+                    eta = (config.total_steps - done) * seconds_per_step
                     logger.info(
-                        "step %d/%d loss %.4f acc %.3f lr %.2e %.1f ex/s",
+                        "step %d/%d loss %.4f acc %.3f lr %.2e %.1f ex/s eta %s",
                         done,
                         config.total_steps,
                         values["loss"],
                         values["accuracy"],
                         values["learning_rate"],
                         values["examples_per_second"],
+                        _duration(eta),
                     )
                 if eval_fn is not None and config.eval_every and done % config.eval_every == 0:
                     eval_metrics = eval_fn(state.params, done)
@@ -248,6 +305,8 @@ def train(
                     break
                 if done % config.checkpoint_every == 0 or done == config.total_steps:
                     checkpointer.save(done, state, meta("periodic"))
+            if not stop.signalled:
+                _check_skipped_share(state, config, checkpointer.directory)
         finally:
             writer.close()
             checkpointer.close()
