@@ -112,11 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from gecko_jax.gin_files import GinFileError
+    from gecko_jax.training.trainer import EXIT_DIVERGED, TrainingDivergedError
 
     try:
         return args.run(args)
     except GinFileError as error:
         parser.error(str(error))
+    except TrainingDivergedError as error:  # gecko-train's exit status and one line, no trace
+        logging.getLogger(__name__).error("fine-tuning diverged: %s", error)
+        return EXIT_DIVERGED
 
 
 if __name__ == "__main__":

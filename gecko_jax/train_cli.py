@@ -29,11 +29,10 @@ from gecko_jax.partitioning import MeshConfig, initialize_distributed
 from gecko_jax.training.checkpoints import CheckpointRestoreError
 from gecko_jax.training.config import TrainConfig
 from gecko_jax.training.inputs import ArrayBatcher, random_token_features
-from gecko_jax.training.trainer import BatchFn, TrainingDivergedError, train
+from gecko_jax.training.trainer import EXIT_DIVERGED, BatchFn, TrainingDivergedError, train
 
 logger = logging.getLogger("gecko_jax.train")
 
-EXIT_DIVERGED = 3
 EXIT_NO_RESTORABLE_CHECKPOINT = 4
 
 gin.external_configurable(TrainConfig, module="gecko")

@@ -100,3 +100,16 @@ def test_demo_llm_kwargs_from_gin_reach_fret(tmp_path, monkeypatch):
     with pytest.raises(Stop) as stopped:
         demo_run.run_demo(config, tmp_path / "out", say=lambda line: None)
     assert stopped.value.args == ({"batch_size": 8},)
+
+
+def test_demo_divergence_is_one_line_and_exit_3(monkeypatch, caplog, tmp_path):
+    """A fine-tune that diverges ends the demo as it ends gecko-train: status 3, no traceback."""
+    import gecko_jax.cli as cli
+    from gecko_jax.training.trainer import TrainingDivergedError
+
+    def diverge(args):
+        raise TrainingDivergedError("5 consecutive steps skipped (non-finite loss)")
+
+    monkeypatch.setattr(cli, "_demo", diverge)
+    assert cli.main(["demo", "--out", str(tmp_path / "out")]) == 3
+    assert "fine-tuning diverged: 5 consecutive steps skipped" in caplog.text

@@ -49,6 +49,10 @@ class TrainingDivergedError(RuntimeError):
     """Too many skipped steps (see ``TrainConfig``); the last good state was checkpointed."""
 
 
+# The exit status of a command line whose training diverged (gecko-train, gecko-jax demo).
+EXIT_DIVERGED = 3
+
+
 @dataclasses.dataclass
 class TrainResult:
     state: TrainState
