@@ -406,3 +406,34 @@ def test_llm_kwargs_need_an_llm_spec(tmp_path):
 
     with pytest.raises(ValueError, match=r"llm_kwargs \['batch_size'\] .* ScriptedLLM"):
         run_fret([], tmp_path, ScriptedLLM({}), llm_kwargs={"batch_size": 8})
+
+
+def test_a_passage_without_id_is_a_malformed_line(tmp_path, caplog):
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        '{"id": "a", "text": "ok"}\n{"title": "T", "text": "no id"}\n{"id": "", "text": "x"}\n'
+    )
+    records, skipped = read_passages_jsonl(path)
+    assert [r["id"] for r in records] == ["a"] and skipped == 2
+    assert "p.jsonl:2: skipping malformed line: no 'id' field" in caplog.text
+    assert "p.jsonl:3:" in caplog.text
+
+
+def test_fewer_than_two_usable_passages_stop_before_the_llm(tmp_path):
+    from gecko_jax.fret.pipeline import run_fret
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "a", "text": "only one"}\n{"id": "b", "text": "  "}\n')
+    with pytest.raises(ValueError, match=r"p.jsonl: 1 usable passages .*'empty': 1.*at least 2"):
+        run_fret(path, tmp_path / "out", ScriptedLLM({}))
+    assert not (tmp_path / "out" / "llm_cache.jsonl").exists()
+
+
+@pytest.mark.parametrize("value", ["-2", "0", "many"])
+def test_a_count_flag_below_one_is_a_usage_error(value, capsys):
+    from gecko_jax.fret import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["all", "--passages", "p.jsonl", "--out", "o", "--max-passages", value])
+    assert exit_info.value.code == 2
+    assert "expected a whole number >= 1" in capsys.readouterr().err

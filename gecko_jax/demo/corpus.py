@@ -11,7 +11,12 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
-from gecko_jax.fret.passages import Passage, prepare_passages, read_passages_jsonl
+from gecko_jax.fret.passages import (
+    Passage,
+    check_enough_passages,
+    prepare_passages,
+    read_passages_jsonl,
+)
 
 # Seed passages are cut to this many characters (about 100 MiniLM tokens) before prompting: the
 # demo's student reads 96 passage tokens, so a query about text past that would label a positive
@@ -42,9 +47,9 @@ def file_seed_passages(
     """The user's JSONL passages (at most ``limit``), with counts of what was skipped."""
     records, malformed = read_passages_jsonl(path)
     passages, counts = prepare_passages(records[:limit], max_chars)
-    if len(passages) < 2:
-        raise ValueError(f"{path}: {len(passages)} usable passages; the demo needs at least 2")
-    return passages, {**counts, "malformed_lines": malformed}
+    counts["malformed_lines"] = malformed
+    check_enough_passages(passages, counts, path)
+    return passages, counts
 
 
 def split_heldout(

@@ -67,6 +67,17 @@ def passages_arg(value: str) -> str | list[dict[str, str]]:
     return [{"id": a.id, "title": a.title, "text": a.text} for a in articles]
 
 
+def positive_int(value: str) -> int:
+    """A count flag: a whole number >= 1 (``--max-passages -2`` once kept one passage)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return number
+
+
 def _override(config: Any, **flags: Any) -> Any:
     """``config`` with the flags that were given on the command line."""
     return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
@@ -85,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llm", help="LLM spec (default: jax:<SmolLM2 GGUF>)")
     add_llm_arg(parser)
     parser.add_argument("--encoder", help="encoder folder (default: MiniLM)")
-    parser.add_argument("--max-passages", type=int)
+    parser.add_argument("--max-passages", type=positive_int)
     parser.add_argument("--max-chars", type=int)
     parser.add_argument("--num-candidates", type=int)
     parser.add_argument("--max-tokens", type=int)

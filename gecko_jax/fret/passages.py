@@ -23,7 +23,8 @@ class Passage:
 
 
 def iter_passage_records(lines: Iterable[bytes], source: str) -> Iterator[dict[str, Any] | None]:
-    """Each non-blank line's object, or None for a malformed one (bad UTF-8, not an object).
+    """Each non-blank line's object, or None for a malformed one (bad UTF-8, not an object, no
+    ``id``).
 
     One bad line in a large crawl should not stop a run, so each is warned about (with its line
     number) and left to the caller to count.
@@ -35,6 +36,8 @@ def iter_passage_records(lines: Iterable[bytes], source: str) -> Iterator[dict[s
             record = json.loads(raw.decode("utf-8"))
             if not isinstance(record, dict):
                 raise ValueError(f"expected an object, got {type(record).__name__}")
+            if record.get("id") in (None, ""):
+                raise ValueError("no 'id' field: positives and negatives are looked up by id")
         except (UnicodeDecodeError, ValueError) as error:
             logger.warning("%s:%d: skipping malformed line: %s", source, number, error)
             yield None
@@ -58,6 +61,19 @@ def passage_from_record(record: Mapping[str, Any], max_chars: int) -> tuple[Pass
     text = (record.get("text") or "").strip()
     passage = Passage(str(record["id"]), str(record.get("title") or ""), text[:max_chars])
     return passage, len(text) > max_chars
+
+
+MIN_PASSAGES = 2
+
+
+def check_enough_passages(passages: list[Passage], counts: dict[str, int], source: str) -> None:
+    """Raise before any LLM work when fewer than ``MIN_PASSAGES`` are usable: mining needs a
+    candidate besides the seed."""
+    if len(passages) < MIN_PASSAGES:
+        raise ValueError(
+            f"{source}: {len(passages)} usable passages ({counts}); FRet needs at least "
+            f"{MIN_PASSAGES}, so a query has a candidate besides its own passage"
+        )
 
 
 def prepare_passages(

@@ -16,7 +16,7 @@ from typing import Any
 
 from gecko_jax.fret.generate import GenerateConfig, generate_queries
 from gecko_jax.fret.mine import MineConfig, mine
-from gecko_jax.fret.passages import prepare_passages, read_passages_jsonl
+from gecko_jax.fret.passages import check_enough_passages, prepare_passages, read_passages_jsonl
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
 from gecko_jax.fret.teacher import seed_agreement
 from gecko_jax.llm import LLM, CachedLLM, load_llm
@@ -109,13 +109,15 @@ def run_fret(
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
 
-    skipped_lines = 0
+    skipped_lines, source = 0, "the passages given"
     if isinstance(passages, str | os.PathLike):
-        manifest["passages_file"] = str(passages)
+        manifest["passages_file"] = source = str(passages)
         records, skipped_lines = read_passages_jsonl(passages)
     else:
         records = list(passages)
     prepared, counts = prepare_passages(records[:max_passages], max_chars)
+    counts["malformed_lines"] = skipped_lines
+    check_enough_passages(prepared, counts, source)
     outputs = {"generate": out / GENERATED, "mine": out / FRET}
     if all(outputs[stage].exists() for stage in stages):
         return manifest  # nothing to do: the LLM is not even loaded
@@ -126,7 +128,7 @@ def run_fret(
             "llm_kwargs": llm_kwargs_record(llm_kwargs),
             "prompt_version": PROMPT_VERSION,
             "prompt_hashes": prompt_hashes(),
-            "passages": {**counts, "malformed_lines": skipped_lines, "max_chars": max_chars},
+            "passages": {**counts, "max_chars": max_chars},
         }
     )
     timings = manifest.setdefault("timings_s", {})

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from gecko_jax.assets import smollm2_llm_spec
+from gecko_jax.fret.cli import positive_int
 from gecko_jax.fret.fusion import LLM_SCORERS
 from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args
 from gecko_jax.fret.mine import SCORING
@@ -112,13 +113,6 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gecko-rerank-eval", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="wiki, a BEIR folder or a demo output")
@@ -126,17 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="initial embedder folder (default: MiniLM)")
     parser.add_argument("--llm", help="LLM spec (default: jax:<SmolLM2 GGUF>)")
     add_llm_arg(parser)
-    parser.add_argument("--num_candidates", type=_positive_int, default=10)
-    parser.add_argument("--max_queries", type=_positive_int)
+    parser.add_argument("--num_candidates", type=positive_int, default=10)
+    parser.add_argument("--max_queries", type=positive_int)
     parser.add_argument("--scoring", choices=SCORING, default="joint")
     parser.add_argument("--rrf_k", type=float, default=0.0)
-    parser.add_argument("--max_chars", type=_positive_int, default=2000, help="passage cut")
+    parser.add_argument("--max_chars", type=positive_int, default=2000, help="passage cut")
     parser.add_argument(
         "--task",
         default="Given a query, retrieve relevant passages.",
         help="task description of a BEIR set's queries",
     )
-    parser.add_argument("--batch_size", type=_positive_int, default=16)
+    parser.add_argument("--batch_size", type=positive_int, default=16)
     parser.add_argument("--seed", type=int, default=0, help="seeds --max_queries' sample")
     parser.add_argument("--llm_cache", help=f"LLM call cache (default: OUT/{LLM_CACHE})")
     return parser
