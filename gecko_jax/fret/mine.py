@@ -214,12 +214,6 @@ def guard_counts(records: Sequence[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-def passes_round_trip(
-    candidate_ids: Sequence[str], row: dict[str, Any], config: MineConfig
-) -> bool:
-    return round_trip_ok(candidate_ids, row["passage_id"], config.round_trip_k)
-
-
 def _histogram(values: np.ndarray) -> dict[str, list[float]] | None:
     finite = values[np.isfinite(values)]
     if not len(finite):
@@ -255,7 +249,7 @@ def mine(
     kept = [
         n
         for n, (row, ids) in enumerate(zip(rows, candidates, strict=True))
-        if passes_round_trip([passages[i].id for i in ids], row, config)
+        if round_trip_ok([passages[i].id for i in ids], row["passage_id"], config.round_trip_k)
     ]
     round_trip_dropped = len(rows) - len(kept)
     rows, candidates = [rows[n] for n in kept], candidates[kept]

@@ -100,15 +100,19 @@ def per_query(
             qid: {doc: -float(rank) for doc, rank in zip(ids, r[method], strict=True)}
             for qid, ids, r in zip(query_ids, candidate_ids, ranks, strict=True)
         }
+        first = {
+            qid: ids[int(np.argmin(r[method]))]
+            for qid, ids, r in zip(query_ids, candidate_ids, ranks, strict=True)
+        }
         metrics = per_query_metrics(run, qrels, k_values=(1,))
-        out[method] = {}
-        for qid, values in metrics.items():
-            top = min(run.get(qid, {}).items(), key=lambda item: -item[1], default=(None, 0))[0]
-            out[method][qid] = {
+        out[method] = {
+            qid: {
                 "ndcg@10": values["ndcg@10"],
                 "mrr@10": values["mrr@10"],
-                "p@1": float(qrels[qid].get(top, 0) >= 1) if top is not None else 0.0,
+                "p@1": float(qid in first and qrels[qid].get(first[qid], 0) >= 1),
             }
+            for qid, values in metrics.items()
+        }
     return out
 
 
