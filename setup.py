@@ -58,6 +58,8 @@ EXTRAS = {
         "ipykernel>=6.29",
     ],
     "dev": ["ruff>=0.6"],
+    # gs:// workdirs: orbax asks google-cloud-storage about a bucket before it checkpoints there.
+    "gcs": ["google-cloud-storage>=2"],
     # The Gemini LLM backend (gecko_jax.llm.gemini_backend).
     "gemini": ["google-genai>=1.0"],
     # FRet as an Apache Beam pipeline (DirectRunner here; Dataflow, Flink or Spark at scale).

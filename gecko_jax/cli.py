@@ -5,7 +5,9 @@ LLM reranking with SmolLM2 over Wikipedia seed passages (or ``--passages FILE.js
 fine-tuning all-MiniLM-L6-v2 on the result mixed with Banking77 and STS-B train data over
 several seeds (scored on held-out queries), and a before/after table on STS-B, Banking77 and
 Wikipedia retrieval and clustering.
-Settings come from ``gecko.DemoConfig`` gin bindings, overridden by the flags given.
+Settings come from ``gecko.DemoConfig`` gin bindings, overridden by the flags given; a value of
+the wrong type is a usage error before any work. Exit statuses: those of ``gecko-fret``
+(:mod:`gecko_jax.stages`), and 3 when a fine-tune diverges.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import functools
 import logging
 import os
 from pathlib import Path
+
+from gecko_jax.stages import RESTART_FLAG, StageError
 
 DATA_DIR_ENV = "GECKO_DATA_DIR"
 
@@ -72,12 +76,19 @@ def _use_compilation_cache(folder: Path) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+class _BadSetting(Exception):
+    """A setting the demo's config refuses: a usage error, found before anything runs."""
+
+
 def _demo(args: argparse.Namespace) -> int:
     from gecko_jax.demo import run_demo
 
-    config = _demo_config(args)  # a bad gin file stops the run before anything is written
+    try:  # a bad gin file or value stops the run before anything is written
+        config = _demo_config(args)
+    except (TypeError, ValueError) as error:
+        raise _BadSetting(str(error)) from error
     _use_compilation_cache(Path(args.out) / "jax_cache")
-    run_demo(config, args.out)
+    run_demo(config, args.out, restart=args.restart)
     return 0
 
 
@@ -95,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eval-limit", type=int, help="examples per evaluation task")
     demo.add_argument(
         "--data-dir", help=f"folder with stsbenchmark/ and banking77/ (default ${DATA_DIR_ENV})"
+    )
+    demo.add_argument(
+        RESTART_FLAG,
+        action="store_true",
+        help="make again the outputs in --out that were made from other inputs or settings",
     )
     demo.add_argument("--gin_file", action="append", default=[], help="gin file(s)")
     demo.add_argument(
@@ -116,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except GinFileError as error:
+    except (GinFileError, _BadSetting) as error:
         parser.error(str(error))
+    except StageError as error:  # one line and its exit status, no traceback
+        logging.getLogger(__name__).error("%s", error)
+        return error.exit_code
     except TrainingDivergedError as error:  # gecko-train's exit status and one line, no trace
         logging.getLogger(__name__).error("fine-tuning diverged: %s", error)
         return EXIT_DIVERGED

@@ -19,16 +19,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from flax import traverse_util
 from tqdm.auto import tqdm
 
 from gecko_jax import formats, st_folder
 from gecko_jax.export.folders import write_folder
-from gecko_jax.models.config import DualEncoderConfig
+from gecko_jax.models.config import DualEncoderConfig, EncoderConfig
 from gecko_jax.models.dual_encoder import DualEncoder
 from gecko_jax.models.registry import backbone_params_from_hf, encoder_config_from_hf
 from gecko_jax.models.weights import WeightImportError
 from gecko_jax.packing import PackedCall, max_segments, plan_calls
+from gecko_jax.paths import PathLike, as_path, local_copy
 from gecko_jax.serialization import load_params, save_params
 from gecko_jax.tokenizers import Tokenizer, check_texts, load_tokenizer
 
@@ -71,7 +73,7 @@ class Encoder:
         self.tokenizer = tokenizer
         self.tokenizer_file = Path(tokenizer_file) if tokenizer_file else None
         # The folder this encoder was loaded from, which its exports never write into.
-        self.source = Path(source) if source else None
+        self.source = as_path(source) if source else None
         self.params = jax.tree_util.tree_map(jnp.asarray, params)
         self._apply = _compiled_apply(config)
 
@@ -84,18 +86,30 @@ class Encoder:
     def from_pretrained(
         cls, path: str | Path, *, max_length: int | None = None, dtype: str = "float32"
     ) -> Encoder:
-        """Load our own export (``gecko_config.json``) or a sentence-transformers folder."""
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"model folder not found: {path}")
-        config, params, tokenizer_file = read_model_folder(path)
+        """Load our own export (``gecko_config.json``) or a sentence-transformers folder,
+        local or remote (``gs://...``), or a training run: ``WORKDIR`` (its newest intact
+        checkpoint), ``WORKDIR@STEP`` or ``WORKDIR@best``, at the run's inference max_length.
+        """
+        source: PathLike = path
+        if _is_model_folder(path):
+            config, params, tokenizer_file = read_model_folder(local_copy(path))
+        else:
+            from gecko_jax.training import run_model  # training sits above the encoder
+
+            run = run_model.run_reference(path)
+            if run is None:
+                if as_path(path).is_dir():
+                    raise FileNotFoundError(f"{path} has neither{_NOT_A_MODEL}")
+                raise FileNotFoundError(f"model folder not found: {path}")
+            config, params, tokenizer_file = run_model.read_run_model(path)
+            source = run[0]
         overrides: dict[str, Any] = {"dtype": dtype}
         if max_length is not None:
             overrides["max_length"] = max_length
         config = DualEncoderConfig.from_dict({**config.to_dict(), **overrides})
-        return cls(config, params, load_tokenizer(tokenizer_file), tokenizer_file, path)
+        return cls(config, params, load_tokenizer(tokenizer_file), tokenizer_file, source)
 
-    def save_pretrained(self, path: str | Path, *, overwrite: bool = True) -> Path:
+    def save_pretrained(self, path: PathLike, *, overwrite: bool = True) -> Path | epath.Path:
         """Write config, float32 parameters and the tokenizer file; loadable by from_pretrained.
 
         As in Hugging Face, saving into a folder again replaces the files; ``overwrite=False``
@@ -214,6 +228,17 @@ def _progress(total: int, show: bool) -> tqdm:
     return tqdm(total=total, desc="encode", unit="text", disable=not show)
 
 
+_NOT_A_MODEL = (
+    f" {GECKO_CONFIG} (a gecko_jax export) nor config.json (a Hugging Face / "
+    "sentence-transformers folder), nor is it a training workdir (WORKDIR, WORKDIR@STEP)"
+)
+
+
+def _is_model_folder(path: PathLike) -> bool:
+    folder = as_path(path)
+    return (folder / GECKO_CONFIG).exists() or (folder / "config.json").exists()
+
+
 def read_model_folder(path: str | Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:
     """Config, parameters and tokenizer file of our export or a sentence-transformers folder."""
     path = Path(path)
@@ -221,10 +246,7 @@ def read_model_folder(path: str | Path) -> tuple[DualEncoderConfig, dict[str, An
         return _read_gecko_folder(path)
     if (path / "config.json").exists():
         return _read_hf_folder(path)
-    raise FileNotFoundError(
-        f"{path} has neither {GECKO_CONFIG} (a gecko_jax export) nor config.json "
-        "(a Hugging Face / sentence-transformers folder)"
-    )
+    raise FileNotFoundError(f"{path} has neither{_NOT_A_MODEL}")
 
 
 def _read_gecko_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], Path]:
@@ -282,14 +304,33 @@ def _read_hf_folder(path: Path) -> tuple[DualEncoderConfig, dict[str, Any], Path
         projection, params["projection"] = st_folder.read_dense(
             modules["Dense"], encoder_config.hidden_size
         )
-    max_length = st_folder.read_max_length(path, encoder_config.max_position_embeddings)
     config = DualEncoderConfig(
         encoder_config,
         pooling=pooling,
-        max_length=min(max_length, encoder_config.max_position_embeddings),
+        max_length=_hf_max_length(path, encoder_config),
         **projection,
     )
+    return config, params, _hf_tokenizer_file(path)
+
+
+def _hf_max_length(path: Path, encoder_config: EncoderConfig) -> int:
+    positions = encoder_config.max_position_embeddings
+    return min(st_folder.read_max_length(path, positions), positions)
+
+
+def _hf_tokenizer_file(path: Path) -> Path:
     tokenizer_file = path / "tokenizer.json"
-    if not tokenizer_file.exists():
-        tokenizer_file = path / "spiece.model"
-    return config, params, tokenizer_file
+    return tokenizer_file if tokenizer_file.exists() else path / "spiece.model"
+
+
+def read_inference_settings(path: str | Path) -> tuple[int, Path]:
+    """The max_length and tokenizer file a model folder is used with, without its weights:
+    what a run initialised from it records as its own (``training.run_model``)."""
+    path = Path(path)
+    if (path / GECKO_CONFIG).exists():
+        meta = json.loads((path / GECKO_CONFIG).read_text())
+        return int(meta["model"]["max_length"]), path / meta["tokenizer"]
+    encoder_config = encoder_config_from_hf(
+        json.loads((path / "config.json").read_text()), str(path / "config.json")
+    )
+    return _hf_max_length(path, encoder_config), _hf_tokenizer_file(path)

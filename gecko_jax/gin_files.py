@@ -5,18 +5,24 @@ so the checkout is always a search path. gin tries the search paths in turn and,
 that misses, its package-resource reader logs ``Path not found`` at ERROR level even when a
 later path holds the file; run from a notebook's folder, every gin file printed such a line.
 Those lines are dropped while parsing. A file that no search path holds raises
-:class:`GinFileError` with gin's message, which names the paths searched; the command lines
-turn it into a usage error.
+:class:`GinFileError` with gin's message, which names the paths searched, and so does a syntax
+error, named by file (or ``--gin_param``) and line, where gin's tokenizer names neither; the
+command lines turn it into a usage error. Gin files may be URLs (``gs://...``), read through
+``gecko_jax.paths``; gin itself opens files with the builtin ``open`` only.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import tokenize
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 import gin
+
+from gecko_jax.paths import as_path, is_remote
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +31,17 @@ _search_paths: set[str] = set()
 
 
 class GinFileError(OSError):
-    """A gin file (or one it includes) could not be read from any search path."""
+    """A gin file (or one it includes) could not be read from any search path, or a gin file
+    or binding does not parse."""
+
+
+def _open_remote(path: str) -> IO[str]:
+    return as_path(path).open("r")
+
+
+gin.config.register_file_reader(
+    _open_remote, lambda path: is_remote(path) and as_path(path).is_file()
+)
 
 
 class _DropLookupMisses(logging.Filter):
@@ -52,7 +68,10 @@ def parse_gin(
     lookup_filter = _DropLookupMisses()
     root.addFilter(lookup_filter)
     try:
-        gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
+        for name in gin_files:
+            _parse_one(name, gin.parse_config_file)
+        _parse_one("--gin_param", lambda _: gin.parse_config(list(gin_params)))
+        gin.finalize()
     except OSError as error:
         # gin's own miss; an OSError raised by a module a gin file imports keeps its traceback.
         if not str(error).startswith(_GIN_MISS):
@@ -60,3 +79,21 @@ def parse_gin(
         raise GinFileError(str(error)) from error
     finally:
         root.removeFilter(lookup_filter)
+
+
+def _parse_one(source: str, parse: Callable[[str], object]) -> None:
+    """``parse(source)``, with a syntax error raised as :class:`GinFileError` naming
+    ``source`` and the line (gin's tokenizer errors carry only a position)."""
+    try:
+        parse(source)
+    except tokenize.TokenError as error:
+        message, (line, _) = error.args
+        raise GinFileError(
+            f"{source}: line {line}: {message} (an unclosed bracket or string?)"
+        ) from None
+    except SyntaxError as error:
+        message = error.msg.splitlines()[-1].strip()
+        text = (error.text or "").strip()
+        raise GinFileError(
+            f"{error.filename or source}: line {error.lineno}: {message}: {text!r}"
+        ) from None

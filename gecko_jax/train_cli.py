@@ -7,7 +7,9 @@ Gin lives here and in ``gin_configs/``; the library underneath takes plain datac
 Gin files may ``import`` other modules (e.g. the seqio tasks) to reach their configurables.
 The operative config is written to ``WORKDIR/operative_config.gin``. Progress goes to the
 console; a run that diverges exits with status 3, one whose checkpoints all fail to restore
-with status 4, each after a one-line error.
+with status 4, each after a one-line error; a path no filesystem can reach (the workdir,
+``init_from``) is a usage error (status 2). Paths may be URLs (``--workdir=gs://bucket/run``): see
+``gecko_jax.paths``.
 """
 
 from __future__ import annotations
@@ -15,19 +17,22 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gin
 import jax
 
 from gecko_jax.assets import minilm_path
+from gecko_jax.evaluation.during_training import TrainingEvaluation
 from gecko_jax.gin_files import GinFileError, parse_gin
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.named_configs import get_named_config
 from gecko_jax.partitioning import MeshConfig, initialize_distributed
+from gecko_jax.paths import PathError, make_dir
+from gecko_jax.training import run_model
 from gecko_jax.training.checkpoints import CheckpointRestoreError
 from gecko_jax.training.config import TrainConfig
+from gecko_jax.training.early_stopping import EarlyStopping
 from gecko_jax.training.inputs import ArrayBatcher, random_token_features
 from gecko_jax.training.trainer import EXIT_DIVERGED, BatchFn, TrainingDivergedError, train
 
@@ -38,6 +43,7 @@ EXIT_NO_RESTORABLE_CHECKPOINT = 4
 gin.external_configurable(TrainConfig, module="gecko")
 gin.external_configurable(minilm_path, module="gecko")
 gin.external_configurable(MeshConfig, module="gecko")
+gin.external_configurable(TrainingEvaluation, module="gecko")
 
 
 @gin.configurable(module="gecko")
@@ -70,7 +76,19 @@ def run(
     workdir: str,
     config: TrainConfig = gin.REQUIRED,
     batcher: Callable[..., BatchFn] = gin.REQUIRED,
+    evaluation: TrainingEvaluation | None = None,
 ) -> None:
+    """Train; with ``evaluation`` (``@gecko.TrainingEvaluation()``), run its suite tasks every
+    ``gecko.TrainConfig.eval_every`` steps and, with its ``select_metric``, export the best."""
+    eval_fn, selection = None, None
+    if evaluation is not None:
+        if not config.eval_every:
+            raise ValueError("gecko.TrainingEvaluation needs gecko.TrainConfig.eval_every > 0")
+        eval_fn = evaluation.hook(run_model.run_model_for(workdir, config).encoder)
+        if evaluation.select_metric is not None:
+            selection = EarlyStopping(
+                evaluation.select_metric, evaluation.patience, mode=evaluation.select_mode
+            )
     batch_fn = batcher(
         global_batch_size=config.global_batch_size,
         seed=config.seed,
@@ -78,10 +96,8 @@ def run(
         process_count=jax.process_count(),
     )
     if jax.process_index() == 0:
-        operative = Path(workdir) / "operative_config.gin"
-        operative.parent.mkdir(parents=True, exist_ok=True)
-        operative.write_text(gin.operative_config_str())
-    result = train(config, batch_fn, workdir)
+        (make_dir(workdir) / "operative_config.gin").write_text(gin.operative_config_str())
+    result = train(config, batch_fn, workdir, eval_fn=eval_fn, early_stopping=selection)
     if result.stopped_by_signal:
         logger.warning(
             "stopped by signal at step %d; rerun the same command to resume", int(result.state.step)
@@ -123,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         parse_gin(args.gin_file, args.gin_param, args.gin_search_path)
-    except GinFileError as error:
+        make_dir(args.workdir)  # an unreachable workdir stops the run before any work
+    except (GinFileError, PathError) as error:
         parser.error(str(error))
     try:
         run(workdir=args.workdir)
@@ -133,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointRestoreError as error:
         logger.error("cannot start: %s", _first_line(error))
         return EXIT_NO_RESTORABLE_CHECKPOINT
+    except PathError as error:  # e.g. an init_from the filesystem cannot reach
+        parser.error(f"cannot start: {_first_line(error)}")
     return 0
 
 

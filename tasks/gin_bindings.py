@@ -5,12 +5,14 @@ Kept apart from the library modules so that ``tasks`` itself stays gin-free.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import gin
 import numpy as np
 import seqio
 
+from tasks.classification import classification_set
+from tasks.defaults import register_defaults
 from tasks.feature_converter import FeatureLengths
 from tasks.input_pipeline import MixtureBatcher
 
@@ -26,8 +28,18 @@ def mixture_batcher(
     passage_length: int = 256,
     tokenizer: str | None = None,
     single_task_batches: bool = True,
+    classification_sets: Sequence[str] | None = None,
 ) -> Callable[[int], dict[str, np.ndarray]]:
-    """``batch(step)`` over a registered mixture or task, this host's shard of each batch."""
+    """``batch(step)`` over a registered mixture or task, this host's shard of each batch.
+
+    ``classification_sets`` re-registers the default tasks with only these of
+    ``tasks.classification.DEFAULT_CLASSIFICATION_SETS`` in the unified mixtures: a run on
+    local data (``GECKO_DATA_DIR``) names the sets it has files for.
+    """
+    if classification_sets is not None:
+        register_defaults(
+            classification_sets=[classification_set(name) for name in classification_sets]
+        )
     batcher = MixtureBatcher(
         mixture,
         seed=seed,

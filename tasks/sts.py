@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 from gecko_jax.evaluation.instructions import STS_TASK
 from gecko_jax.evaluation.sts import STSB_FOLDER, STSPairs, load_stsb, load_stsb_hf
@@ -54,7 +53,7 @@ def register_sts_pairs(
     folder = local_dir(data_dir, STSB_FOLDER)
 
     def read(split: str) -> Iterator[Record]:
-        pairs = load_stsb(Path(folder), split) if folder else load_stsb_hf(split)
+        pairs = load_stsb(folder, split) if folder else load_stsb_hf(split)
         return similar_pair_records(pairs, spec.min_score, spec.task)
 
     return add_task(spec.task_name, read, symmetric=True, text_format=text_format)

@@ -14,12 +14,14 @@ from gecko_jax.ablations import AblationCell, AblationPlan, Labels, relabel
 from gecko_jax.ablations.cli import load_plan, main
 from gecko_jax.ablations.labels import changed_share
 from gecko_jax.ablations.report import summarize
-from gecko_jax.ablations.runner import TruncatedEncoder
+from gecko_jax.ablations.runner import TruncatedEncoder, demo_config_for
+from gecko_jax.demo.config import DemoConfig
 from gecko_jax.evaluation.suite import evaluate_task, load_task
 from gecko_jax.formats import format_document, format_query
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.pipeline import read_jsonl
 from gecko_jax.models.config import DualEncoderConfig
+from gecko_jax.stages import EXIT_STAGE_CHANGED
 from tasks.preprocessors import format_texts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,11 +152,17 @@ def test_every_shipped_plan_parses():
         "same_tower",
         "quality",
     }
-    # The quality run's plan compares labels: seed, guarded and unguarded LLM positives.
-    quality = {c.name: c for c in plans.pop("quality").cells}
-    assert set(quality) == {"baseline", "seed_nth", "guarded"}
+    # The quality run's plan compares labels (seed, guarded and unguarded LLM positives) and a
+    # control without FRet, each against the guarded labels, with Banking77 and STS-B mixed in.
+    quality_plan = plans.pop("quality")
+    quality = {c.name: c for c in quality_plan.cells}
+    assert set(quality) == {"baseline", "seed_nth", "guarded", "no_fret"}
+    assert {c.reference for c in quality.values()} == {"guarded"}
     assert quality["guarded"].labels.guard == "unanimous"
     assert quality["guarded"].labels.reranker == ("query_likelihood", "retriever")
+    assert quality_plan.symmetric_sets == ("banking77", "stsb")
+    (control,) = quality["no_fret"].trainings()
+    assert not control.fret and control.key == "no_fret_gecko_same_tower_full"
     everything = plans["all"]
     assert everything.seeds == (0, 1, 2)
     assert {c.name for p in plans.values() for c in p.cells} == {c.name for c in everything.cells}
@@ -180,6 +188,19 @@ def test_plan_wide_settings_are_checked_when_the_plan_is_built():
         AblationPlan((AblationCell(),), symmetric_sets=("nli",))
     with pytest.raises(ValueError, match="model_selection"):
         AblationPlan((AblationCell(),), model_selection="best")
+
+
+def test_a_control_without_fret_trains_on_the_symmetric_sets_alone():
+    control = AblationCell("no_fret", fret=False)
+    with pytest.raises(ValueError, match="symmetric_sets"):
+        AblationPlan((AblationCell(), control))
+    AblationPlan((AblationCell(), control), symmetric_sets=("stsb",))
+    demo = DemoConfig(symmetric_sets=("stsb",))
+    (training,) = control.trainings()
+    assert demo_config_for(demo, training, 384).fret_share == 0.0
+    (with_fret,) = AblationCell().trainings()
+    assert demo_config_for(demo, with_fret, 384).fret_share == demo.fret_share
+    assert training.key != with_fret.key
 
 
 def test_changed_share_counts_examples_with_other_labels():
@@ -299,7 +320,10 @@ def test_miniature_rerun_resumes_without_training(ablation_run):
     assert after["rows"] == before["rows"] and after["runs"] == before["runs"]
 
 
-def test_rerun_with_another_model_selection_is_refused(ablation_run):
-    _, _, argv = ablation_run
-    with pytest.raises(ValueError, match="another --out"):
-        main([*argv, "--gin_param", "gecko.AblationPlan.model_selection = 'heldout'"])
+def test_rerun_with_another_model_selection_is_refused(ablation_run, caplog):
+    _, out, argv = ablation_run
+    before = (out / "results.json").read_text()
+    code = main([*argv, "--gin_param", "gecko.AblationPlan.model_selection = 'heldout'"])
+    assert code == EXIT_STAGE_CHANGED
+    assert 'config.model_selection ("last" -> "heldout")' in caplog.text
+    assert "--restart" in caplog.text and (out / "results.json").read_text() == before

@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-import threading
-import zlib
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_openai import FakeOpenAI, PromptScoredOpenAI, serve
 
 from gecko_jax.assets import smollm2_gguf_path
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
@@ -39,7 +36,6 @@ from gecko_jax.fret.beam_pipeline import (
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import FRET, GENERATED, run_fret
-from gecko_jax.fret.prompts import TASK_TYPES
 from gecko_jax.retrieval.candidates import merge_top_k
 
 SPEC = "jax:" + str(smollm2_gguf_path())
@@ -154,60 +150,6 @@ def test_smollm2_beam_equals_run_fret(smollm2_runs):
 def test_each_model_loads_once(smollm2_runs):
     """Four LLM steps (generate, retry, QL, RC) and two encoder steps, one load per model."""
     assert sorted(smollm2_runs[4]) == ["EncoderHandler", "LLMGenerateHandler"]
-
-
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """Greedy chat answers are malformed, sampled ones a (task, query) that depends on the
-    passage; ``/completions`` echoes the prompt with a log-probability per word."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    @staticmethod
-    def logprob(word: str, prompt: str) -> float:
-        """One word's log-probability: from its length alone, whatever the passage."""
-        return -(len(word) % 7 + 1) / 10
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests += 1
-        if self.path.endswith("/chat/completions"):
-            words = re.findall(r"\w+", body["messages"][-1]["content"])[1:]
-            # Some copy the passage, some repeat each other: overlap and dedup both act.
-            query = [" ".join(words[:4]), "alpha beta", "gamma delta"][len(words) % 3]
-            answer = json.dumps({"task": TASK_TYPES["search result"], "query": query})
-            choice = {"message": {"content": "no json" if body["temperature"] == 0 else answer}}
-        else:
-            prompt = body["prompt"]
-            pieces = list(re.finditer(r"\s*\S+", prompt))
-            logprobs = [None] + [self.logprob(m.group(), prompt) for m in pieces[1:]]
-            offsets = [m.start() for m in pieces]
-            choice = {"logprobs": {"token_logprobs": logprobs, "text_offset": offsets}}
-        payload = {"choices": [{**choice, "finish_reason": "stop"}], "usage": {}}
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class PromptScoredOpenAI(FakeOpenAI):
-    """Log-probabilities hashed from the word and the whole prompt, so a query's candidates
-    score apart and its two scores (different words) rank them independently."""
-
-    @staticmethod
-    def logprob(word: str, prompt: str) -> float:
-        return -(zlib.crc32((prompt + word).encode()) % 20 + 1) / 10
-
-
-def serve(handler: type[FakeOpenAI]) -> Iterator[tuple[str, ThreadingHTTPServer]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.requests = 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"openai:fake@http://127.0.0.1:{server.server_address[1]}/v1", server
-    server.shutdown()
 
 
 @pytest.fixture

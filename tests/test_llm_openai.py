@@ -166,6 +166,17 @@ def test_timeouts_are_retried_then_counted_as_failures(llm, server):
     assert llm.stats.failures == 2
 
 
+def test_failures_past_max_failed_wait_are_not_sent(llm, server):
+    llm.max_failed_wait = 0.0
+    llm.max_concurrency = 1  # one request at a time, so the count below is exact
+    server.actions = ["500"] * 3
+    results = llm.generate(["a", "b", "c"], max_tokens=8)
+    assert [r.finish_reason for r in results] == ["error"] * 3
+    # The first failed request used up the budget: no retry and no other item is sent.
+    assert len(server.requests) == 1 and llm.stats.failures == 3
+    assert llm.call_stats()["failed_wait_s"] > 0
+
+
 def test_client_errors_are_not_retried(llm, server):
     server.actions = ["400"]
     assert llm.generate(["too long"], max_tokens=8)[0].finish_reason == "error"

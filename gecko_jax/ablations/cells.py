@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from gecko_jax.config_types import check_field_types
 from gecko_jax.demo.config import check_training_choices
 from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
 from gecko_jax.fret.fusion import LLM_SCORERS, check_members
@@ -58,16 +59,20 @@ class Training:
     text_format: str
     same_tower: bool
     dims: tuple[int | None, ...]
+    # False: the no-FRet control, trained on the plan's symmetric sets alone (labels unused).
+    fret: bool = True
 
     @property
     def key(self) -> str:
         """A readable folder name, unique per distinct training."""
         labels = self.labels
+        dims = "+".join(dim_key(d) for d in self.dims)
+        tower = "same_tower" if self.same_tower else "no_same_tower"
+        if not self.fret:
+            return f"no_fret_{self.text_format}_{tower}_{dims}"
         scorers = "+".join(labels.reranker)
         if labels.guard != "none":
             scorers += f"+guard_{labels.guard}"
-        dims = "+".join(dim_key(d) for d in self.dims)
-        tower = "same_tower" if self.same_tower else "no_same_tower"
         return f"{labels.positive}-{labels.negative}-{scorers}_{self.text_format}_{tower}_{dims}"
 
 
@@ -90,8 +95,11 @@ class AblationCell:
     dims: tuple[int | None, ...] = (None,)
     mrl: bool = True
     reference: str = BASELINE
+    # False: the no-FRet control (the plan's symmetric sets only), which shows what FRet adds.
+    fret: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         check_text_format(self.text_format)
         _ = self.labels  # raises on a bad label setting
         if not self.dims or len(set(self.dims)) != len(self.dims):
@@ -103,7 +111,9 @@ class AblationCell:
 
     def trainings(self) -> list[Training]:
         groups = [self.dims] if self.mrl else [(d,) for d in self.dims]
-        return [Training(self.labels, self.text_format, self.same_tower, g) for g in groups]
+        return [
+            Training(self.labels, self.text_format, self.same_tower, g, self.fret) for g in groups
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,12 +132,17 @@ class AblationPlan:
     symmetric_sets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         names = [cell.name for cell in self.cells]
         if len(set(names)) != len(names):
             raise ValueError(f"cell names must be unique, got {names}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
         check_training_choices(self.model_selection, self.symmetric_sets)
+        if not self.symmetric_sets and not all(cell.fret for cell in self.cells):
+            raise ValueError(
+                "a cell without FRet trains on the plan's symmetric_sets alone: name at least one"
+            )
         unknown = {cell.reference for cell in self.cells} - set(names)
         if unknown:
             raise ValueError(f"references to cells not in the plan: {sorted(unknown)}")

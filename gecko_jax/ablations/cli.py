@@ -6,7 +6,8 @@
 The gin files bind ``gecko.AblationPlan`` (cells and seeds) and one scoped
 ``gecko.AblationCell`` per setting (``gin_configs/ablations/cells.gin``). A rerun of the same
 command resumes: finished (cell, seed) runs are read back, unfinished ones continue from their
-checkpoints.
+checkpoints. Exit statuses: those of ``gecko-fret`` (:mod:`gecko_jax.stages`; 6 when a run in
+``--out`` was made from another demo or plan, which ``--restart`` makes again).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import gin
 
 from gecko_jax.ablations.cells import AblationCell, AblationPlan
 from gecko_jax.gin_files import GinFileError, parse_gin
+from gecko_jax.stages import RESTART_FLAG, StageError
 
 _configurable_plan = gin.external_configurable(AblationPlan, module="gecko")
 gin.external_configurable(AblationCell, module="gecko")
@@ -43,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--demo", default="demo_out", help="a finished `gecko-jax demo` folder")
     parser.add_argument("--out", default="ablations_out", help="output folder; a rerun resumes")
+    parser.add_argument(
+        RESTART_FLAG,
+        action="store_true",
+        help="make again the runs in --out that were made from another demo or plan",
+    )
     return parser
 
 
@@ -54,9 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         plan = load_plan(args.gin_file, args.gin_param)
-    except GinFileError as error:
+    except (GinFileError, TypeError, ValueError) as error:  # a bad file or value
         parser.error(str(error))
-    run_ablations(plan, args.demo, args.out)
+    try:
+        run_ablations(plan, args.demo, args.out, restart=args.restart)
+    except StageError as error:
+        logging.getLogger("gecko-ablate").error("%s", error)
+        return error.exit_code
     return 0
 
 

@@ -104,9 +104,8 @@ def format_table(
             key = dim_key(dims)
             found = [by_key.get((cell.name, key, task, metric)) for task, metric in columns]
             texts = ["-" if row is None else _cell_text(row) for row in found]
-            compared = cell.name in label_changes
-            vs = cell.reference if compared else ""
-            changed = f"{label_changes[cell.name]:.0%}" if compared else ""
+            vs = cell.reference if cell.reference != cell.name else ""
+            changed = f"{label_changes[cell.name]:.0%}" if cell.name in label_changes else ""
             lines.append([cell.name, key, vs, changed, *texts, f"{seconds:.0f}"])
     notes = (
         f"Mean ± sample std over seeds {list(plan.seeds)}; Δ is the difference from the `vs` cell "

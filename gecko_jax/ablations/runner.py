@@ -2,8 +2,10 @@
 
 Every cell reuses the demo's FRet records (queries, candidates, LLM scores), its training and
 held-out split, its fine-tuning settings and its evaluation sets, so cells differ only in what
-they ablate. Each (training, seed) result is cached as JSON and the trainer resumes from its
-checkpoints, so a killed run started again redoes nothing finished.
+they ablate. Each (training, seed) result is cached as JSON, with the fingerprint of what it
+was made from (:mod:`gecko_jax.stages`: the demo's data by content, the training, the settings),
+and the trainer resumes from its checkpoints, so a killed run started again redoes nothing
+finished, and a run folder made from another demo or plan stops the run unless ``restart``.
 
     out/runs/KEY/seed_S/fret_train.jsonl   relabelled training examples (training split only)
     out/runs/KEY/seed_S/train/             trainer workdir; train/best_model is the model
@@ -33,6 +35,7 @@ from gecko_jax.evaluation.suite import evaluate_task
 from gecko_jax.formats import DEFAULT_TEXT_FORMAT
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.pipeline import FRET, read_jsonl, write_jsonl
+from gecko_jax.stages import begin_stage, file_digest, finish_stage, folder_lock
 
 RESULT = "result.json"
 
@@ -46,6 +49,8 @@ class DemoRun:
     passages: list[Passage]
     train_records: list[dict[str, Any]]
     heldout_queries: list[dict[str, Any]]
+    # Content hashes of the demo files read, for the runs' fingerprints.
+    digests: dict[str, str]
 
 
 def load_demo(folder: str | Path) -> DemoRun:
@@ -65,6 +70,10 @@ def load_demo(folder: str | Path) -> DemoRun:
         passages=[Passage(**row) for row in read_jsonl(folder / "passages.jsonl")],
         train_records=[r for r in records if r["seed_id"] not in heldout],
         heldout_queries=heldout_queries(folder / "fret", heldout),
+        digests={
+            name: file_digest(folder / name)
+            for name in ("passages.jsonl", "splits.json", f"fret/{FRET}", "fret/generated.jsonl")
+        },
     )
 
 
@@ -101,6 +110,8 @@ def demo_config_for(config: DemoConfig, training: Training, full_dim: int) -> De
     same-tower cells run on any ``DemoConfig``.
     """
     overrides: dict[str, Any] = {"same_tower": training.same_tower}
+    if not training.fret:
+        overrides["fret_share"] = 0.0
     if training.text_format != DEFAULT_TEXT_FORMAT:
         overrides["text_format"] = training.text_format
     if training.dims != (None,):
@@ -121,29 +132,28 @@ class Context:
 
 
 def plan_settings(config: DemoConfig) -> dict[str, Any]:
-    """The plan-wide settings a cached run must share with the plan to be reused."""
+    """The plan-wide settings every run of the plan shares (recorded in each result)."""
     return {
         "model_selection": config.model_selection,
         "symmetric_sets": list(config.symmetric_sets),
     }
 
 
-def run_training(training: Training, seed: int, folder: Path, context: Context) -> dict[str, Any]:
+def run_training(
+    training: Training, seed: int, folder: Path, context: Context, restart: bool = False
+) -> dict[str, Any]:
     """Relabel, fine-tune and evaluate one (training, seed) in ``folder``; cached there."""
     demo = context.demo
     settings = plan_settings(demo.config)
-    cached = folder / RESULT
-    if cached.exists():
-        result = json.loads(cached.read_text())
-        # Results from before symmetric sets existed were early-stopped or FRet-only.
-        stored = {"model_selection": "heldout", "symmetric_sets": [], **result}
-        stored = {key: stored[key] for key in settings}
-        if stored != settings:
-            raise ValueError(
-                f"{cached} was trained with {stored}, this plan asks for {settings}: write to "
-                "another --out folder"
-            )
-        return result
+    inputs = {
+        "demo": demo.digests,
+        "base_model": str(demo.base_model),
+        "training": dataclasses.asdict(training),
+        "seed": seed,
+        "config": dataclasses.asdict(demo.config),
+    }
+    if begin_stage(folder, inputs, restart):
+        return json.loads((folder / RESULT).read_text())
     folder.mkdir(parents=True, exist_ok=True)
     train_file = folder / "fret_train.jsonl"
     write_jsonl(train_file, relabel(demo.train_records, context.passages, training.labels, seed))
@@ -171,13 +181,15 @@ def run_training(training: Training, seed: int, folder: Path, context: Context) 
         "eval_seconds": time.perf_counter() - trained,
         "evals": evals,
     }
-    cached.write_text(json.dumps(result, indent=2) + "\n")
+    (folder / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+    finish_stage(folder, inputs)
     return result
 
 
 def label_changes(plan: AblationPlan, context: Context) -> dict[str, float]:
     """Per compared cell, the share of training examples labelled unlike its reference's
-    (mean over seeds): near zero, the two cells train on nearly the same data."""
+    (mean over seeds): near zero, the two cells train on nearly the same data. Cells without
+    FRet have no labels to compare."""
     cells = {cell.name: cell for cell in plan.cells}
 
     def labelled(cell_name: str, seed: int) -> list[dict[str, Any]]:
@@ -186,7 +198,7 @@ def label_changes(plan: AblationPlan, context: Context) -> dict[str, float]:
 
     changes = {}
     for cell in plan.cells:
-        if cell.reference != cell.name:
+        if cell.reference != cell.name and cell.fret and cells[cell.reference].fret:
             shares = [
                 changed_share(labelled(cell.name, seed), labelled(cell.reference, seed))
                 for seed in plan.seeds
@@ -196,10 +208,24 @@ def label_changes(plan: AblationPlan, context: Context) -> dict[str, float]:
 
 
 def run_ablations(
-    plan: AblationPlan, demo_folder: str | Path, out: str | Path, say: Say = print_progress
+    plan: AblationPlan,
+    demo_folder: str | Path,
+    out: str | Path,
+    say: Say = print_progress,
+    restart: bool = False,
 ) -> dict[str, Any]:
-    """Run (or resume) ``plan`` on the demo in ``demo_folder``; returns ``out/results.json``."""
-    out = Path(out)
+    """Run (or resume) ``plan`` on the demo in ``demo_folder``; returns ``out/results.json``.
+
+    ``restart``: runs in ``out`` made from another demo or plan are made again (without it,
+    such a run raises :class:`~gecko_jax.stages.StageChanged`).
+    """
+    with folder_lock(out) as folder:
+        return _run_ablations(plan, demo_folder, folder, say, restart)
+
+
+def _run_ablations(
+    plan: AblationPlan, demo_folder: str | Path, out: Path, say: Say, restart: bool
+) -> dict[str, Any]:
     started = time.perf_counter()
     demo = load_demo(demo_folder)
     config = dataclasses.replace(
@@ -225,7 +251,7 @@ def run_ablations(
         for seed in plan.seeds:
             folder = out / "runs" / training.key / f"seed_{seed}"
             say(f"[{number}/{len(trainings)}] {training.key} seed {seed}")
-            runs[training, seed] = result = run_training(training, seed, folder, context)
+            runs[training, seed] = result = run_training(training, seed, folder, context, restart)
             say(
                 f"      kept step {result['best_step']} (held-out MRR@10 "
                 f"{result['best_heldout_mrr@10']:.4f}); {result['train_seconds']:.0f} s training, "
@@ -248,7 +274,6 @@ def run_ablations(
         "runs": {f"{t.key}/seed_{s}": r for (t, s), r in runs.items()},
         "total_seconds": time.perf_counter() - started,
     }
-    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "table.md").write_text(table + "\n")
     say("")

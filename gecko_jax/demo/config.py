@@ -6,9 +6,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from gecko_jax.config_types import check_field_types
 from gecko_jax.demo.corpus import MAX_PASSAGE_CHARS
 from gecko_jax.demo.mixture import SYMMETRIC_SET_FOLDERS
 from gecko_jax.fret.mine import MineConfig
+from gecko_jax.stages import MAX_FAILED_SHARE
 
 MODEL_SELECTIONS = ("heldout", "last")
 
@@ -43,6 +45,8 @@ class DemoConfig:
     # arguments (e.g. {"batch_size": 8}; None: the backend's defaults), and its settings.
     llm: str | None = None
     llm_kwargs: Mapping[str, Any] | None = None
+    # The share of a FRet stage's LLM calls that may fail before the demo stops (exit 5).
+    max_failed_share: float = MAX_FAILED_SHARE
     max_tokens: int = 64
     temperature: float = 0.0
     max_overlap: float | None = None
@@ -106,6 +110,7 @@ class DemoConfig:
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
         if not self.seeds:

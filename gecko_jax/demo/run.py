@@ -1,8 +1,11 @@
 """``run_demo``: seed passages -> FRet -> fine-tune per seed -> before/after table and plots.
 
-Every stage writes its output under ``out`` and is skipped when that output exists, so a rerun
+Every stage writes its output under ``out`` with the fingerprint of its inputs
+(:mod:`gecko_jax.stages`) and is skipped when both exist and the fingerprint matches, so a rerun
 of a killed demo resumes: FRet through its stage outputs and LLM cache, training through the
-trainer's checkpoints and early-stopping record, evaluation through one JSON per model.
+trainer's checkpoints and early-stopping record, evaluation through one JSON per model. An
+output made from other inputs (other passages, other settings) stops the run unless
+``restart``; one run at a time holds ``out``.
 
     out/passages.jsonl      the seed passages          out/fret/           FRet stages + manifest
     out/splits.json         training / held-out ids    out/train/seed_K/   trainer workdir, best
@@ -37,6 +40,14 @@ from gecko_jax.evaluation.suite import evaluate_task, load_task
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.pipeline import FRET, read_jsonl, run_fret, write_jsonl
+from gecko_jax.stages import (
+    begin_stage,
+    file_digest,
+    finish_stage,
+    folder_digest,
+    folder_lock,
+    json_digest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +96,60 @@ def teacher_report(mined: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _seed_passages(config: DemoConfig, out: Path, exclude: set[str], say: Say) -> list[Passage]:
+# Settings that only the FRet stage or the evaluation read: the training stage sees their
+# effect through the FRet data's content hash, or not at all.
+_NOT_TRAINING = frozenset(
+    {
+        "passages_file",
+        "num_passages",
+        "max_passage_chars",
+        "llm",
+        "llm_kwargs",
+        "max_tokens",
+        "temperature",
+        "max_overlap",
+        "num_candidates",
+        "negative",
+        "scoring",
+        "fusion",
+        "round_trip_k",
+        "relabel_guard",
+        "relabel_margin",
+        "false_negative_margin",
+        "max_failed_share",
+        "seeds",
+        "eval_tasks",
+        "eval_limit",
+        "eval_seed",
+        "eval_max_length",
+    }
+)
+
+
+def training_settings(config: DemoConfig) -> dict[str, Any]:
+    """The settings a fine-tune reads, for its stage fingerprint."""
+    settings = dataclasses.asdict(config)
+    return {k: v for k, v in settings.items() if k not in _NOT_TRAINING}
+
+
+def eval_settings(config: DemoConfig) -> dict[str, Any]:
+    """The settings an evaluation reads, for its stage fingerprint."""
+    names = ("eval_tasks", "eval_limit", "eval_seed", "eval_max_length", "data_dir")
+    return {name: getattr(config, name) for name in names}
+
+
+def _seed_passages(
+    config: DemoConfig, out: Path, exclude: set[str], say: Say, restart: bool
+) -> list[Passage]:
     path = out / "passages.jsonl"
-    if path.exists():
+    inputs = {
+        "passages_file": config.passages_file and file_digest(config.passages_file),
+        "num_passages": config.num_passages,
+        "max_passage_chars": config.max_passage_chars,
+        "corpus_seed": config.corpus_seed,
+        "excluded_texts": None if config.passages_file else json_digest(sorted(exclude)),
+    }
+    if begin_stage(path, inputs, restart):
         return [Passage(**row) for row in read_jsonl(path)]
     if config.passages_file:
         passages, counts = file_seed_passages(
@@ -99,6 +161,7 @@ def _seed_passages(config: DemoConfig, out: Path, exclude: set[str], say: Say) -
             config.num_passages, exclude, config.corpus_seed, config.max_passage_chars
         )
     write_jsonl(path, [p.to_json() for p in passages])
+    finish_stage(path, inputs)
     return passages
 
 
@@ -108,29 +171,42 @@ def evaluate_model(
     eval_data: Mapping[str, Mapping[str, Any]],
     out: Path,
     say: Say,
-    max_length: int | None = None,
+    settings: Mapping[str, Any],
+    restart: bool = False,
 ) -> dict[str, Any]:
-    """Suite results for one model (texts cut to ``max_length`` tokens, None: the model's
-    own limit), cached as ``out/eval/NAME.json``."""
+    """Suite results for one model (texts cut to ``settings["eval_max_length"]`` tokens, None:
+    the model's own limit), cached as ``out/eval/NAME.json`` with the model's content hash."""
     path = out / "eval" / f"{name}.json"
-    if path.exists():
+    inputs = {"model": folder_digest(model), **settings}
+    if begin_stage(path, inputs, restart):
         return json.loads(path.read_text())["results"]
+    max_length = settings["eval_max_length"]
     started = time.perf_counter()
     encoder = Encoder.from_pretrained(model, max_length=max_length)
     results = {task: evaluate_task(encoder, task, data) for task, data in eval_data.items()}
     seconds = time.perf_counter() - started
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"model": str(model), "seconds": seconds, "results": results}))
+    finish_stage(path, inputs)
     say(f"      {name}: evaluated in {seconds:.0f} s")
     return results
 
 
-def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> dict[str, Any]:
-    """Run (or resume) the demo into ``out``; returns what ``results.json`` holds."""
+def run_demo(
+    config: DemoConfig, out: str | Path, say: Say = print_progress, restart: bool = False
+) -> dict[str, Any]:
+    """Run (or resume) the demo into ``out``; returns what ``results.json`` holds.
+
+    ``restart``: stages whose output in ``out`` was made from other inputs are made again
+    (without it such an output raises :class:`~gecko_jax.stages.StageChanged`).
+    """
+    with folder_lock(out) as folder:
+        return _run_demo(config, folder, say, restart)
+
+
+def _run_demo(config: DemoConfig, out: Path, say: Say, restart: bool) -> dict[str, Any]:
     from gecko_jax.assets import minilm_path, smollm2_llm_spec
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     base_model = Path(config.base_model) if config.base_model else minilm_path()
@@ -139,7 +215,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
     say("[1/5] evaluation sets and seed passages")
     eval_data = eval_sets(config)
     eval_texts = eval_texts_of(eval_data)
-    passages = _seed_passages(config, out, eval_texts, say)
+    passages = _seed_passages(config, out, eval_texts, say, restart)
     train_ids, heldout_ids = split_heldout(passages, config.heldout_fraction, config.corpus_seed)
     (out / "splits.json").write_text(json.dumps({"train": train_ids, "heldout": heldout_ids}))
     say(f"      {len(passages)} seed passages ({len(heldout_ids)} held out to score fine-tunes)")
@@ -162,6 +238,8 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
         mine_config=config.mine_config(min(config.num_candidates, len(passages))),
         mine_only=train_ids,  # held-out queries are scored against their own passage
         llm_kwargs=config.llm_kwargs,
+        restart=restart,
+        max_failed_share=config.max_failed_share,
     )
     records = read_jsonl(out / "fret" / FRET)
     heldout_set = set(heldout_ids)
@@ -191,16 +269,19 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
     base_heldout = heldout(Encoder.from_pretrained(base_model))[HELDOUT_METRIC]
     say(f"      base model: held-out MRR@10 {base_heldout:.4f} ({len(heldout.rows)} queries)")
     tuned = {}
+    training_inputs = {
+        "fret_train": file_digest(train_file),
+        "heldout": json_digest(heldout.rows),
+        "decontaminated": json_digest(sorted(eval_texts)),
+        "base_model": str(base_model),
+        **training_settings(config),
+    }
     for seed in config.seeds:
-        result = fine_tune(
-            train_file,
-            heldout,
-            base_model,
-            out / "train" / f"seed_{seed}",
-            seed,
-            config,
-            eval_texts,
-        )
+        workdir = out / "train" / f"seed_{seed}"
+        # Unfinished or finished, the trainer resumes from the checkpoints of these inputs.
+        begin_stage(workdir, {**training_inputs, "seed": seed}, restart)
+        result = fine_tune(train_file, heldout, base_model, workdir, seed, config, eval_texts)
+        finish_stage(workdir, {**training_inputs, "seed": seed})
         tuned[seed] = result
         say(
             f"      seed {seed}: kept step {result.best_step} (0 = the base model), held-out "
@@ -208,17 +289,19 @@ def run_demo(config: DemoConfig, out: str | Path, say: Say = print_progress) -> 
         )
     best_seed = max(tuned, key=lambda s: tuned[s].best_heldout)
     export = out / "model"
-    if not export.exists():
+    export_inputs = {"seed": best_seed, "model": folder_digest(tuned[best_seed].model_dir)}
+    if not begin_stage(export, export_inputs, restart):
+        shutil.rmtree(export, ignore_errors=True)  # an unfinished copy
         shutil.copytree(tuned[best_seed].model_dir, export)
+        finish_stage(export, export_inputs)
     timings["fine_tune"] = time.perf_counter() - stage
 
     say(f"[4/5] evaluating the base model and {len(tuned)} fine-tuned models")
     stage = time.perf_counter()
-    base_results = evaluate_model("base", base_model, eval_data, out, say, config.eval_max_length)
+    settings = eval_settings(config)
+    base_results = evaluate_model("base", base_model, eval_data, out, say, settings, restart)
     seed_results = [
-        evaluate_model(
-            f"seed_{seed}", result.model_dir, eval_data, out, say, config.eval_max_length
-        )
+        evaluate_model(f"seed_{seed}", result.model_dir, eval_data, out, say, settings, restart)
         for seed, result in tuned.items()
     ]
     rows = summarize(base_results, seed_results)

@@ -1,6 +1,7 @@
 """``gecko-eval``: run the evaluation suite on one or more models and print a comparison table.
 
 Example: ``gecko-eval --model base/ --model tuned/ --data-dir ../shared/data --out results.json``
+(a model is a model folder or a training run: ``WORKDIR``, ``WORKDIR@STEP``, ``WORKDIR@best``)
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +26,10 @@ def _run_name(model: str, taken: Mapping[str, object]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gecko-eval", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--model", action="append", required=True, help="model folder; repeat to compare"
+        "--model",
+        action="append",
+        required=True,
+        help="model folder, WORKDIR, WORKDIR@STEP or WORKDIR@best; repeat to compare",
     )
     parser.add_argument(
         "--tasks", default=",".join(TASKS), help=f"comma separated, from {', '.join(TASKS)}"
@@ -53,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict] = {}
     for model in args.model:
         started = time.perf_counter()
+        try:
+            encoder = Encoder.from_pretrained(model)
+        except (OSError, ValueError) as error:
+            print(f"gecko-eval: cannot load --model {model}: {error}", file=sys.stderr)
+            return 1
         results = run_suite(
-            Encoder.from_pretrained(model),
+            encoder,
             tasks,
             data_dir=args.data_dir,
             limit=args.limit,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -16,6 +15,7 @@ from scipy import stats
 
 from gecko_jax.evaluation.hub import load_hf_split
 from gecko_jax.evaluation.instructions import STS_TASK
+from gecko_jax.paths import PathLike, as_path
 
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
@@ -55,19 +55,20 @@ def evaluate_sts(
     }
 
 
-def load_stsb(path_or_dir: str | Path, split: str = "test") -> STSPairs:
+def load_stsb(path_or_dir: PathLike, split: str = "test") -> STSPairs:
     """STS Benchmark from the official files: a folder holding ``sts-{split}.csv``, or one file.
 
     The files are tab separated without quoting; some rows carry extra trailing fields, so only
-    columns 4-6 (score, sentence 1, sentence 2) are read.
+    columns 4-6 (score, sentence 1, sentence 2) are read. The folder may be a URL (``gs://``),
+    as ``GECKO_DATA_DIR`` is for the seqio tasks.
     """
-    path = Path(path_or_dir)
+    path = as_path(path_or_dir)
     if path.suffix != ".csv":
         path = path / f"sts-{split}.csv"
     if not path.is_file():
         raise FileNotFoundError(f"STS Benchmark file not found: {path}")
     pairs, scores = [], []
-    with open(path, encoding="utf-8") as handle:
+    with path.open("r", encoding="utf-8") as handle:
         for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
             scores.append(float(row[4]))
             pairs.append((row[5], row[6]))

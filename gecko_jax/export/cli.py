@@ -1,6 +1,7 @@
 """``gecko-export``: write a model folder as a sentence-transformers folder or as our own format.
 
 Example: ``gecko-export --model run/export --out st_model --format sentence-transformers``
+(either folder may be a URL, ``gs://bucket/model``)
 
 The export goes to a new or empty folder (``--overwrite`` replaces the files it writes in a
 non-empty one), never into ``--model`` itself, and appears only once it is complete.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from gecko_jax.export.folders import check_target
 
@@ -20,7 +20,10 @@ FORMATS = ("sentence-transformers", "gecko")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gecko-export", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--model", required=True, help="our export or a sentence-transformers folder"
+        "--model",
+        required=True,
+        help="our export, a sentence-transformers folder, or a training run: WORKDIR (its "
+        "newest checkpoint), WORKDIR@STEP or WORKDIR@best",
     )
     parser.add_argument("--out", required=True, help="folder to write: new or empty")
     parser.add_argument(
@@ -41,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    out = args.out  # a local folder or a URL (gs://...)
     try:  # before the slow model load
         check_target(out, overwrite=args.overwrite, source=args.model)
     except (ValueError, FileExistsError) as error:

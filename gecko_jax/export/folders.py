@@ -4,7 +4,8 @@ Files are written into a temporary folder beside the target, then renamed into p
 error or a crash half way leaves no half-written export. A new folder appears whole; in an
 existing folder (only with ``overwrite``) each file is replaced in one rename and files the
 export does not write stay. The folder a model was loaded from is never written into, and
-files get the modes an ordinary write gives (safetensors itself writes 0600).
+files get the modes an ordinary write gives (safetensors itself writes 0600). A remote target
+(``gs://...``), where nothing renames a folder, receives the files once all are written.
 """
 
 from __future__ import annotations
@@ -15,15 +16,26 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from etils import epath
+
+from gecko_jax.paths import PathLike, as_path, copy_tree, is_remote
+
 
 def write_folder(
-    out: str | Path,
+    out: PathLike,
     write: Callable[[Path], None],
     *,
     overwrite: bool = False,
-    source: str | Path | None = None,
-) -> Path:
+    source: PathLike | None = None,
+) -> Path | epath.Path:
     """Run ``write(folder)`` on a temporary folder, then move its files to ``out``."""
+    if is_remote(out):
+        remote = as_path(out)
+        check_target(remote, overwrite=overwrite, source=source)
+        with tempfile.TemporaryDirectory(prefix="gecko_jax_export_") as staging:
+            write(Path(staging))
+            copy_tree(staging, remote)
+        return remote
     out = Path(out)
     check_target(out, overwrite=overwrite, source=source)
     target = out.resolve()  # the staging folder must sit on the same file system
@@ -40,11 +52,12 @@ def write_folder(
     return out
 
 
-def check_target(out: Path, *, overwrite: bool, source: str | Path | None) -> None:
+def check_target(out: PathLike, *, overwrite: bool, source: PathLike | None) -> None:
     """Refuse, before any work, a target that is the model's own folder (or inside it), a
     file, or a non-empty folder without ``overwrite``."""
-    if source is not None and _within(out, Path(source)):
-        where = "" if out.resolve() == Path(source).resolve() else f"inside {source}, "
+    out = as_path(out) if is_remote(out) else Path(out)
+    if source is not None and _within(out, source):
+        where = "" if _resolved(out) == _resolved(source) else f"inside {source}, "
         raise ValueError(
             f"{out} is {where}the folder the model is read from; write the export elsewhere"
         )
@@ -59,9 +72,14 @@ def check_target(out: Path, *, overwrite: bool, source: str | Path | None) -> No
         )
 
 
-def _within(path: Path, folder: Path) -> bool:
-    path, folder = path.resolve(), folder.resolve()
+def _within(path: PathLike, folder: PathLike) -> bool:
+    path, folder = _resolved(path), _resolved(folder)
     return path == folder or folder in path.parents
+
+
+def _resolved(path: PathLike) -> Path | epath.Path:
+    """A form to compare paths by: a URL as given, a local path with its links resolved."""
+    return as_path(path) if is_remote(path) else Path(path).resolve()
 
 
 def _move_into_place(staging: Path, out: Path) -> None:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 import tokenizers
+from etils import epath
 from safetensors.numpy import save_file
 
 from gecko_jax.evaluation.instructions import BY_TASK_TYPE, TASK_STRINGS
@@ -58,6 +59,7 @@ from gecko_jax.formats import (
 from gecko_jax.models.bert import bert_config_to_hf, bert_params_from_hf
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.weights import params_to_hf
+from gecko_jax.paths import PathLike
 from gecko_jax.st_folder import DENSE_ACTIVATIONS
 from gecko_jax.tokenizers import HFTokenizer
 
@@ -68,8 +70,8 @@ _MODULES = "sentence_transformers.models."
 
 
 def export_sentence_transformers(
-    encoder: Encoder, out_dir: str | Path, *, overwrite: bool = False
-) -> Path:
+    encoder: Encoder, out_dir: PathLike, *, overwrite: bool = False
+) -> Path | epath.Path:
     """Write ``encoder`` to ``out_dir`` as a sentence-transformers folder; returns the folder.
 
     A non-empty ``out_dir`` is refused unless ``overwrite``; the folder is written atomically

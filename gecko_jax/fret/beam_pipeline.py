@@ -5,12 +5,15 @@ The same passages, prompts, LLM calls, retrieval and labels as ``run_fret``, spr
 options) over workers, with retrieval over corpus shards. Writes ``generated.jsonl`` and
 ``fret.jsonl`` (``run_fret``'s rows and records, in no particular order) and ``manifest.json``.
 Unlike ``run_fret`` there is no LLM call cache: the runner retries failed bundles, and a failed
-run starts again from the passages.
+run starts again from the passages. As for ``gecko-fret``, a local ``--out`` is locked while the
+pipeline runs, a finished run is reused only when its fingerprint (``manifest.json``'s, beside
+it) matches, and more failed LLM calls than ``--max-failed-share`` exit 5 (:mod:`gecko_jax.stages`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -33,18 +37,30 @@ from gecko_jax.fret.beam_stages import NAMESPACE, GenerateQueries, ReadPassages
 from gecko_jax.fret.fusion import FUSION_MEMBERS, NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig, diagnostics
 from gecko_jax.fret.guards import RELABEL_GUARDS
-from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args
-from gecko_jax.fret.mine import MineConfig, mine_stats
+from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args, share
+from gecko_jax.fret.mine import SCORERS, MineConfig, mine_stats
 from gecko_jax.fret.pipeline import (
     FRET,
     GENERATED,
     MANIFEST,
     config_record,
+    llm_fingerprint,
     llm_kwargs_record,
 )
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
 from gecko_jax.fret.teacher import TEACHER_CHECK_LIMIT, seed_agreement
 from gecko_jax.llm.base import redact_credentials
+from gecko_jax.paths import is_remote
+from gecko_jax.stages import (
+    MAX_FAILED_SHARE,
+    RESTART_FLAG,
+    StageError,
+    begin_stage,
+    check_failures,
+    finish_stage,
+    folder_lock,
+    stream_digest,
+)
 
 # The statistics that are not counts (means, histograms, shard stats); merged into the manifest.
 STATS = "_beam_stats.json"
@@ -74,6 +90,7 @@ class BeamFretConfig:
     share_models: bool = False
     encoder_batch_size: int = 256
     output_shards: int = 1
+    max_failed_share: float = MAX_FAILED_SHARE
 
 
 def _json(row: Mapping[str, Any]) -> str:
@@ -261,8 +278,54 @@ def _teacher_check(config: BeamFretConfig) -> dict[str, Any]:
     return seed_agreement(records, config.mine.fusion, config.mine.rrf_k)
 
 
-def run(config: BeamFretConfig, pipeline_args: Sequence[str] | None = None) -> dict[str, Any]:
-    """Build and run the pipeline, wait for it, and write and return the manifest."""
+def fingerprint(config: BeamFretConfig) -> dict[str, Any]:
+    """What the outputs are made from: the passages by content, models and settings."""
+    with FileSystems.open(config.passages) as handle:
+        passages = stream_digest(handle)
+    return {
+        "passages": passages,
+        "llm": llm_fingerprint(config.llm, config.llm_kwargs),
+        "prompt_hashes": prompt_hashes(),
+        **{
+            name: value
+            for name, value in dataclasses.asdict(config).items()
+            if name not in ("llm", "llm_kwargs", "out_dir", "share_models", "encoder_batch_size")
+        },
+    }
+
+
+def run(
+    config: BeamFretConfig, pipeline_args: Sequence[str] | None = None, restart: bool = False
+) -> dict[str, Any]:
+    """Build and run the pipeline, wait for it, and write and return the manifest.
+
+    A local output folder is locked, and a finished run with the same fingerprint is returned
+    as it is (another fingerprint: :class:`~gecko_jax.stages.StageChanged` unless
+    ``restart``). Raises :class:`~gecko_jax.stages.LLMCallsFailed`, after writing every
+    output, when more than ``config.max_failed_share`` of the LLM calls failed.
+    """
+    local = not is_remote(config.out_dir)
+    with folder_lock(config.out_dir) if local else contextlib.nullcontext():
+        manifest_path, inputs = Path(config.out_dir) / MANIFEST, fingerprint(config)
+        if local and begin_stage(manifest_path, inputs, restart):
+            return json.loads(manifest_path.read_text())
+        out = _run_pipeline(config, pipeline_args)
+        _check_failures(config, out)
+        if local:
+            finish_stage(manifest_path, inputs)
+    return out
+
+
+def _check_failures(config: BeamFretConfig, out: Mapping[str, Any]) -> None:
+    rerun = "; Beam keeps no LLM cache, so a rerun makes every call again"
+    generate, mine = out["generate"], out["mine"]
+    share = config.max_failed_share
+    check_failures("generate", generate["llm_failed"], generate["passages"], share, rerun)
+    scores = len(SCORERS) * mine.get("rows", 0) * mine.get("num_candidates", 0)
+    check_failures("mine", mine.get("failed_scores", 0), scores, share, rerun)
+
+
+def _run_pipeline(config: BeamFretConfig, pipeline_args: Sequence[str] | None) -> dict[str, Any]:
     options = PipelineOptions(list(pipeline_args or []))
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     start = time.perf_counter()
@@ -310,6 +373,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--relabel-margin", type=float, default=MineConfig.relabel_margin)
     parser.add_argument("--false-negative-margin", type=float)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-failed-share",
+        type=share,
+        default=MAX_FAILED_SHARE,
+        help="share of the LLM calls that may fail before the run exits 5",
+    )
+    parser.add_argument(
+        RESTART_FLAG,
+        action="store_true",
+        help="run again into a local --out whose outputs were made from other inputs",
+    )
     parser.add_argument("--retrieval-shards", type=int, default=BeamFretConfig.retrieval_shards)
     parser.add_argument("--output-shards", type=int, default=BeamFretConfig.output_shards)
     parser.add_argument(
@@ -364,8 +438,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         retrieval_shards=args.retrieval_shards,
         share_models=args.share_models,
         output_shards=args.output_shards,
+        max_failed_share=args.max_failed_share,
     )
-    out = run(config, pipeline_args)
+    try:
+        out = run(config, pipeline_args, restart=args.restart)
+    except StageError as error:
+        logging.getLogger("gecko-fret-beam").error("%s", error)
+        return error.exit_code
     print(json.dumps({k: out.get(k) for k in ("passages", "generate", "mine")}, indent=2))
     return 0
 

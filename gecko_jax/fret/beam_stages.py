@@ -151,6 +151,7 @@ class _Check(beam.DoFn):
     def process(self, element: tuple[Seed, Generation, Any]) -> Iterator[Any]:
         seed, generation, answer = element
         counter("generate", "cut_at_max_tokens").inc(int(generation.finish_reason == "length"))
+        counter("generate", "llm_failed").inc(int(generation.finish_reason == "error"))
         if answer is None:
             counter("generate", "malformed").inc()
             return

@@ -6,6 +6,10 @@ Settings come from gin (``--gin_file gin_configs/fret/...``, ``--gin_param``) bo
 ``gecko.GenerateConfig``, ``gecko.MineConfig`` and ``gecko.fret_run``; flags given on the
 command line override them. ``--llm_arg KEY=VALUE`` (repeatable) sets one argument of the LLM
 backend's constructor, e.g. ``--llm_arg batch_size=8`` for ``jax:``.
+
+Exit statuses (:mod:`gecko_jax.stages`): 0 done; 2 usage error or no usable input; 5 more LLM
+calls failed than ``--max-failed-share`` (rerun to retry them); 6 an output in ``--out`` was made
+from other inputs (``--restart`` makes it again); 7 another run writes into ``--out``.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import gin
 from gecko_jax.assets import smollm2_llm_spec
 from gecko_jax.fret.fusion import NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig
-from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args
+from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args, share
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import STAGES, run_fret
 from gecko_jax.gin_files import GinFileError, parse_gin
+from gecko_jax.stages import MAX_FAILED_SHARE, RESTART_FLAG, StageError
 
 # The gin-configured versions: calling these, not the plain classes, applies the bindings.
 _gin_generate_config = gin.external_configurable(GenerateConfig, module="gecko")
@@ -39,15 +44,18 @@ def fret_run(
     max_passages: int | None = None,
     max_chars: int = 2000,
     llm_kwargs: Mapping[str, Any] | None = None,
+    max_failed_share: float = MAX_FAILED_SHARE,
 ) -> dict[str, Any]:
     """Run-level settings (``None`` LLM: the offline SmolLM2; ``None`` encoder: MiniLM;
-    ``llm_kwargs``: the LLM backend's constructor arguments, which ``--llm_arg`` extends)."""
+    ``llm_kwargs``: the LLM backend's constructor arguments, which ``--llm_arg`` extends;
+    ``max_failed_share``: the share of a stage's LLM calls that may fail)."""
     return {
         "llm": llm,
         "encoder": encoder,
         "max_passages": max_passages,
         "max_chars": max_chars,
         "llm_kwargs": dict(llm_kwargs or {}),
+        "max_failed_share": max_failed_share,
     }
 
 
@@ -104,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-overlap", type=float)
     parser.add_argument("--negative", choices=NEGATIVE_CHOICES)
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--max-failed-share",
+        type=share,
+        help=f"share of a stage's LLM calls that may fail (default {MAX_FAILED_SHARE})",
+    )
+    parser.add_argument(
+        RESTART_FLAG,
+        action="store_true",
+        help="make again the outputs in --out that were made from other inputs",
+    )
     parser.add_argument("--gin_file", action="append", default=[], help="gin file(s)")
     parser.add_argument("--gin_param", action="append", default=[], help="gin binding(s)")
     return parser
@@ -117,10 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with gin.unlock_config():
         try:
             parse_gin(args.gin_file, args.gin_param)
-        except GinFileError as error:
+            run = fret_run()
+            generate_config, mine_config = _gin_generate_config(), _gin_mine_config()
+        except (GinFileError, TypeError, ValueError) as error:  # a bad file or value
             parser.error(str(error))
-        run = fret_run()
-        generate_config, mine_config = _gin_generate_config(), _gin_mine_config()
     run.update(
         {k: v for k, v in vars(args).items() if k in run and v is not None},
     )
@@ -137,18 +155,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     llm = run["llm"] or smollm2_llm_spec()
     llm_kwargs = run["llm_kwargs"] | dict(args.llm_arg)
     check_llm_args(parser, llm, llm_kwargs)
-    manifest = run_fret(
-        args.passages,
-        args.out,
-        llm,
-        encoder=run["encoder"],
-        stages=STAGES if args.stage == "all" else (args.stage,),
-        max_passages=run["max_passages"],
-        max_chars=run["max_chars"],
-        generate_config=generate_config,
-        mine_config=mine_config,
-        llm_kwargs=llm_kwargs,
-    )
+    try:
+        manifest = run_fret(
+            args.passages,
+            args.out,
+            llm,
+            encoder=run["encoder"],
+            stages=STAGES if args.stage == "all" else (args.stage,),
+            max_passages=run["max_passages"],
+            max_chars=run["max_chars"],
+            generate_config=generate_config,
+            mine_config=mine_config,
+            llm_kwargs=llm_kwargs,
+            restart=args.restart,
+            max_failed_share=run["max_failed_share"],
+        )
+    except StageError as error:
+        logging.getLogger("gecko-fret").error("%s", error)
+        return error.exit_code
     print(json.dumps({k: manifest.get(k) for k in ("passages", "generate", "mine")}, indent=2))
     check = manifest.get("mine", {}).get("teacher_check", {})
     if "verdict" in check:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from gecko_jax.config_types import check_field_types
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.prompts import (
     QG_STOP,
@@ -29,6 +30,8 @@ _WORD = re.compile(r"\w+")
 RETRY_TEMPERATURE = 0.7
 # The counts in the manifest's generate section.
 DIAGNOSTIC_COUNTS = (
+    # Passages whose LLM call failed (after the backend's retries, and the malformed retry).
+    "llm_failed",
     "malformed",
     "retried",
     "cut_at_max_tokens",
@@ -49,6 +52,9 @@ class GenerateConfig:
     dedup: bool = True
     # Drop queries with a larger fraction of their words in the passage; None keeps all.
     max_overlap: float | None = None
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
 
 
 def word_overlap(query: str, passage: str) -> float:
@@ -165,6 +171,7 @@ def generate_queries(
     counts = Counter(
         malformed=sum(p is None for p in parsed),
         cut_at_max_tokens=sum(g.finish_reason == "length" for g in generations),
+        llm_failed=sum(g.finish_reason == "error" for g in generations),
         retried=len(bad),
     )
     for passage, requested, answer in zip(passages, types, parsed, strict=True):

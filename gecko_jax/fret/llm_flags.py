@@ -32,6 +32,17 @@ def llm_arg(value: str) -> tuple[str, Any]:
         return key, text
 
 
+def share(value: str) -> float:
+    """A share flag (``--max-failed-share``): a number in [0, 1]."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}")
+    return number
+
+
 def check_llm_args(
     parser: argparse.ArgumentParser, spec: str, llm_kwargs: Mapping[str, Any]
 ) -> None:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from gecko_jax.config_types import check_field_types
 from gecko_jax.encoder import Encoder
 from gecko_jax.fret.fusion import (
     LLM_SCORERS,
@@ -69,6 +70,7 @@ class MineConfig:
     false_negative_margin: float | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.scoring not in SCORING:
             raise ValueError(f"scoring must be one of {SCORING}, got {self.scoring!r}")
         object.__setattr__(self, "fusion", tuple(self.fusion))

@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from gecko_jax.stages import EmptyInput
+
 logger = logging.getLogger(__name__)
 
 
@@ -70,7 +72,7 @@ def check_enough_passages(passages: list[Passage], counts: dict[str, int], sourc
     """Raise before any LLM work when fewer than ``MIN_PASSAGES`` are usable: mining needs a
     candidate besides the seed."""
     if len(passages) < MIN_PASSAGES:
-        raise ValueError(
+        raise EmptyInput(
             f"{source}: {len(passages)} usable passages ({counts}); FRet needs at least "
             f"{MIN_PASSAGES}, so a query has a candidate besides its own passage"
         )

@@ -1,26 +1,43 @@
 """``run_fret``: passages -> ``generated.jsonl`` -> ``fret.jsonl``, resumable, with a manifest.
 
-A stage whose output exists is skipped, and every LLM call goes through the on-disk cache in the
-output folder, so a killed run resumes where it stopped and a rerun costs no LLM calls.
+A stage whose output was made from the same inputs (its fingerprint, :mod:`gecko_jax.stages`)
+is skipped, and every LLM call goes through the on-disk cache in the output folder, so a killed
+or failed run resumes where it stopped and a rerun pays no LLM call twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gecko_jax.fret.generate import GenerateConfig, generate_queries
-from gecko_jax.fret.mine import MineConfig, mine
-from gecko_jax.fret.passages import check_enough_passages, prepare_passages, read_passages_jsonl
+from gecko_jax.fret.mine import SCORERS, MineConfig, mine
+from gecko_jax.fret.passages import (
+    Passage,
+    check_enough_passages,
+    prepare_passages,
+    read_passages_jsonl,
+)
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
 from gecko_jax.fret.teacher import seed_agreement
 from gecko_jax.llm import LLM, CachedLLM, load_llm
 from gecko_jax.llm.base import redact_credentials
+from gecko_jax.stages import (
+    MAX_FAILED_SHARE,
+    EmptyInput,
+    begin_stage,
+    check_failures,
+    file_digest,
+    finish_stage,
+    folder_lock,
+    json_digest,
+)
 
 GENERATED = "generated.jsonl"
 FRET = "fret.jsonl"
@@ -70,6 +87,34 @@ def _llm(llm: str | LLM, out: Path, llm_kwargs: Mapping[str, Any] | None) -> Cac
     return llm if isinstance(llm, CachedLLM) else CachedLLM(llm, out / LLM_CACHE)
 
 
+def llm_fingerprint(llm: str | LLM, llm_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What identifies the LLM's answers without loading it: the spec (credentials removed) or
+    the backend's cache identity, and ``max_context``, the one setting that changes answers
+    (those it cuts). Batch sizes, timeouts and retries are left out, so a rerun that retries
+    failed calls with a longer timeout still resumes."""
+    identity = {"spec": redact_credentials(llm)} if isinstance(llm, str) else llm.cache_identity()
+    if llm_kwargs and "max_context" in llm_kwargs:
+        identity["max_context"] = llm_kwargs["max_context"]
+    return identity
+
+
+def _encoder_fingerprint(encoder: Any) -> Any:
+    """A model folder by its path, an :class:`~gecko_jax.encoder.Encoder` by its config."""
+    if encoder is None or isinstance(encoder, str | os.PathLike):
+        return None if encoder is None else str(encoder)
+    return {"config": encoder.config.to_dict()}
+
+
+def _failure_note(cached: CachedLLM) -> str:
+    """The time the backend lost to failed calls, and what a rerun does, for the message."""
+    stats = cached.call_stats()
+    lost = f"; {stats['failed_wait_s']:.0f} s went to failed requests" if stats else ""
+    return (
+        f"{lost}. Run the same command again to retry only the failed calls (the others come "
+        "from the LLM cache)"
+    )
+
+
 def run_fret(
     passages: str | os.PathLike | Sequence[Mapping[str, Any]],
     out_dir: str | os.PathLike,
@@ -82,6 +127,8 @@ def run_fret(
     mine_config: MineConfig | None = None,
     mine_only: Collection[str] | None = None,
     llm_kwargs: Mapping[str, Any] | None = None,
+    restart: bool = False,
+    max_failed_share: float = MAX_FAILED_SHARE,
 ) -> dict[str, Any]:
     """Run the FRet ``stages`` into ``out_dir`` and return the manifest.
 
@@ -93,6 +140,11 @@ def run_fret(
     ``batch_size``) or a backend (wrapped in the output folder's cache unless already cached);
     ``encoder`` an :class:`~gecko_jax.encoder.Encoder` or a model folder (default: MiniLM). The
     manifest holds only ``cache_identity()`` of the LLM, never a key.
+
+    A stage output is reused only when its fingerprint (:mod:`gecko_jax.stages`) matches; one
+    made from other inputs raises :class:`~gecko_jax.stages.StageChanged` unless ``restart``.
+    A stage whose LLM calls failed for more than ``max_failed_share`` keeps its good rows and
+    raises :class:`~gecko_jax.stages.LLMCallsFailed`; a rerun retries only the failed calls.
     """
     unknown = set(stages) - set(STAGES)
     if unknown:
@@ -104,73 +156,149 @@ def run_fret(
         )
     generate_config = generate_config or GenerateConfig()
     mine_config = mine_config or MineConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
 
     skipped_lines, source = 0, "the passages given"
     if isinstance(passages, str | os.PathLike):
-        manifest["passages_file"] = source = str(passages)
+        source = str(passages)
         records, skipped_lines = read_passages_jsonl(passages)
     else:
         records = list(passages)
     prepared, counts = prepare_passages(records[:max_passages], max_chars)
     counts["malformed_lines"] = skipped_lines
-    check_enough_passages(prepared, counts, source)
-    outputs = {"generate": out / GENERATED, "mine": out / FRET}
-    if all(outputs[stage].exists() for stage in stages):
-        return manifest  # nothing to do: the LLM is not even loaded
-    cached = _llm(llm, out, llm_kwargs)
-    manifest.update(
-        {
-            "llm": cached.cache_identity(),
-            "llm_kwargs": llm_kwargs_record(llm_kwargs),
-            "prompt_version": PROMPT_VERSION,
-            "prompt_hashes": prompt_hashes(),
-            "passages": {**counts, "max_chars": max_chars},
-        }
-    )
-    timings = manifest.setdefault("timings_s", {})
+    check_enough_passages(prepared, counts, source)  # before the output folder is touched
+    shared_inputs = {
+        "passages": json_digest([p.to_json() for p in prepared]),
+        "llm": llm_fingerprint(llm, llm_kwargs),
+        "prompt_version": PROMPT_VERSION,
+        "prompt_hashes": prompt_hashes(),
+    }
+    with folder_lock(out_dir) as out:
+        manifest_path = out / MANIFEST
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        if isinstance(passages, str | os.PathLike):
+            manifest["passages_file"] = source
+        timings = manifest.setdefault("timings_s", {})
+        loaded: list[CachedLLM] = []
 
-    def save() -> None:
-        """After each stage, so a crash in a later one keeps the earlier diagnostics."""
-        manifest["llm_cache"] = {
-            "path": str(cached.path),
-            "hits": cached.hits,
-            "misses": cached.misses,
-        }
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        def cached_llm() -> CachedLLM:
+            """Loaded at the first stage that runs: a finished run loads no LLM at all."""
+            if not loaded:
+                loaded.append(_llm(llm, out, llm_kwargs))
+                manifest.update(
+                    {
+                        "llm": loaded[0].cache_identity(),
+                        "llm_kwargs": llm_kwargs_record(llm_kwargs),
+                        "prompt_version": PROMPT_VERSION,
+                        "prompt_hashes": prompt_hashes(),
+                        "passages": {**counts, "max_chars": max_chars},
+                    }
+                )
+            return loaded[0]
 
-    if "generate" in stages and not (out / GENERATED).exists():
-        start = time.perf_counter()
-        rows, diagnostics = generate_queries(cached, prepared, generate_config)
-        write_jsonl(out / GENERATED, rows)
-        timings["generate"] = time.perf_counter() - start
-        manifest["generate"] = {"config": config_record(generate_config), **diagnostics}
+        def save() -> None:
+            """After each stage, so a crash in a later one keeps the earlier diagnostics."""
+            if loaded:
+                manifest["llm_cache"] = {
+                    "path": str(loaded[0].path),
+                    "hits": loaded[0].hits,
+                    "misses": loaded[0].misses,
+                }
+                manifest["llm_calls"] = loaded[0].call_stats()
+            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+        generate_inputs = {**shared_inputs, "generate": config_record(generate_config)}
+        if "generate" in stages and not begin_stage(out / GENERATED, generate_inputs, restart):
+            start = time.perf_counter()
+            rows, diagnostics = generate_queries(cached_llm(), prepared, generate_config)
+            if rows:
+                write_jsonl(out / GENERATED, rows)
+            timings["generate"] = time.perf_counter() - start
+            manifest["generate"] = {"config": config_record(generate_config), **diagnostics}
+            save()
+            check_failures(
+                "generate",
+                diagnostics["llm_failed"],
+                len(prepared),
+                max_failed_share,
+                f"its {len(rows)} good rows are in {out / GENERATED}" + _failure_note(loaded[0]),
+            )
+            finish_stage(out / GENERATED, generate_inputs)
+
+        if "mine" in stages:
+            if not (out / GENERATED).exists():
+                raise FileNotFoundError(
+                    f"{out / GENERATED} is missing: run the generate stage first"
+                )
+            mine_inputs = {
+                **shared_inputs,
+                "generated": file_digest(out / GENERATED),
+                "mine": config_record(mine_config),
+                "mine_only": None if mine_only is None else sorted(mine_only),
+                "encoder": _encoder_fingerprint(encoder),
+            }
+            if not begin_stage(out / FRET, mine_inputs, restart):
+                _mine_stage(
+                    out,
+                    cached_llm(),
+                    encoder,
+                    prepared,
+                    mine_config,
+                    mine_only,
+                    max_failed_share,
+                    manifest,
+                    save,
+                )
+                finish_stage(out / FRET, mine_inputs)
         save()
-
-    if "mine" in stages and not (out / FRET).exists():
-        if not (out / GENERATED).exists():
-            raise FileNotFoundError(f"{out / GENERATED} is missing: run the generate stage first")
-        start = time.perf_counter()
-        generated = read_jsonl(out / GENERATED)
-        if mine_only is not None:
-            keep = set(mine_only)
-            generated = [row for row in generated if row["passage_id"] in keep]
-        records_out, stats = mine(cached, _encoder(encoder), prepared, generated, mine_config)
-        write_jsonl(out / FRET, records_out)
-        timings["mine"] = time.perf_counter() - start
-        manifest["mine"] = {
-            "config": config_record(mine_config),
-            **stats,
-            "teacher_check": seed_agreement(records_out, mine_config.fusion, mine_config.rrf_k),
-        }
-        if mine_only is not None:
-            manifest["mine"]["mined_passages"] = len(set(mine_only))
-
-    save()
     return manifest
+
+
+def _mine_stage(
+    out: Path,
+    cached: CachedLLM,
+    encoder: Any,
+    prepared: Sequence[Passage],
+    mine_config: MineConfig,
+    mine_only: Collection[str] | None,
+    max_failed_share: float,
+    manifest: dict[str, Any],
+    save: Callable[[], None],
+) -> None:
+    """Mine ``generated.jsonl`` into ``fret.jsonl``; records with a failed score are left out
+    (and the stage fails) when more than ``max_failed_share`` of the scores failed."""
+    start = time.perf_counter()
+    generated = read_jsonl(out / GENERATED)
+    if mine_only is not None:
+        keep = set(mine_only)
+        generated = [row for row in generated if row["passage_id"] in keep]
+    if not generated:
+        raise EmptyInput(f"{out / GENERATED} holds no queries to mine")
+    records_out, stats = mine(cached, _encoder(encoder), prepared, generated, mine_config)
+    scores = len(SCORERS) * sum(len(r["candidate_ids"]) for r in records_out)
+    if scores and stats["failed_scores"] / scores > max_failed_share:
+        records_out = [r for r in records_out if _all_scored(r)]
+    write_jsonl(out / FRET, records_out)
+    manifest["timings_s"]["mine"] = time.perf_counter() - start
+    manifest["mine"] = {
+        "config": config_record(mine_config),
+        **stats,
+        "teacher_check": seed_agreement(records_out, mine_config.fusion, mine_config.rrf_k),
+    }
+    if mine_only is not None:
+        manifest["mine"]["mined_passages"] = len(set(mine_only))
+    save()
+    check_failures(
+        "mine",
+        stats["failed_scores"],
+        scores,
+        max_failed_share,
+        f"the {len(records_out)} records whose scores all came back are in {out / FRET}"
+        + _failure_note(cached),
+    )
+
+
+def _all_scored(record: Mapping[str, Any]) -> bool:
+    return all(math.isfinite(s) for name in SCORERS for s in record["scores"][name])
 
 
 def _encoder(encoder: Any) -> Any:

@@ -105,6 +105,11 @@ class LLM(abc.ABC):
                 totals[i].append(score.total)
         return [tuple(row) for row in totals]
 
+    def call_stats(self) -> dict[str, Any]:
+        """Counts of requests, retries and failures, for a backend that makes remote calls
+        (the manifest records them; a failed stage reports the time lost to failures)."""
+        return {}
+
     def cache_identity(self) -> dict[str, Any]:
         """What distinguishes this model's outputs, for the on-disk call cache (no secrets)."""
         return {"backend": self.backend, "model": self.model_id}

@@ -75,6 +75,9 @@ class CachedLLM(LLM):
     def cache_identity(self) -> dict[str, Any]:
         return self.inner.cache_identity()
 
+    def call_stats(self) -> dict[str, Any]:
+        return self.inner.call_stats()
+
     def generate_cache_extras(
         self, prompts: Sequence[Prompt], max_tokens: int
     ) -> list[dict[str, Any]]:

@@ -8,7 +8,11 @@ do not return them (llama.cpp server, Ollama) get a clear :class:`LLMError` inst
 Transient failures (timeouts, connection errors, 5xx, 408, 429) are retried with exponential
 backoff; an item that still fails, or that the server rejects (other 4xx, e.g. a prompt longer
 than the context), is counted in ``stats`` and comes back as ``finish_reason="error"`` or a NaN
-score, so one bad item never stops a long run (and the cache does not store it).
+score, so one bad item never stops a long run (and the cache does not store it). The time spent
+on failed attempts and their backoff is summed over all threads; past ``max_failed_wait``
+seconds the server is taken for dead and every further item fails at once, so a dead server
+costs minutes, not hours. ``timeout``, ``max_retries``, ``backoff`` and ``max_failed_wait`` are
+settings (``--llm_arg``).
 
 The API key is read from the environment once, sent only in the ``Authorization`` header, and
 never logged, repr'd or put in :meth:`cache_identity`. Credentials written into the URL
@@ -55,12 +59,21 @@ class CallStats:
     requests: int = 0
     retries: int = 0
     failures: int = 0
+    failed_wait_s: float = 0.0
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
-    def add(self, **counts: int) -> None:
+    def add(self, **counts: float) -> None:
         with self._lock:
             for name, n in counts.items():
                 setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "failures": self.failures,
+            "failed_wait_s": round(self.failed_wait_s, 3),
+        }
 
 
 class OpenAICompatibleLLM(LLM):
@@ -75,6 +88,7 @@ class OpenAICompatibleLLM(LLM):
         max_retries: int = 3,
         backoff: float = 1.0,
         max_concurrency: int = 8,
+        max_failed_wait: float = 300.0,
     ):
         self.model = model
         url, credentials = split_credentials(base_url)
@@ -83,6 +97,7 @@ class OpenAICompatibleLLM(LLM):
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_concurrency = max_concurrency
+        self.max_failed_wait = max_failed_wait
         self.stats = CallStats()
         self._api_key = os.environ.get(api_key_env)
         self._authorization = _authorization(credentials, self._api_key)
@@ -102,6 +117,9 @@ class OpenAICompatibleLLM(LLM):
     def model_id(self) -> str:
         return self.model
 
+    def call_stats(self) -> dict[str, Any]:
+        return self.stats.as_dict()
+
     def cache_identity(self) -> dict[str, Any]:
         # The server matters (two servers may serve different weights under one name).
         return {**super().cache_identity(), "base_url": self.base_url}
@@ -113,6 +131,8 @@ class OpenAICompatibleLLM(LLM):
             headers["Authorization"] = self._authorization
         data = json.dumps(body).encode("utf-8")
         for attempt in range(self.max_retries + 1):
+            self._check_wait(route)
+            started = time.perf_counter()
             if attempt:
                 self.stats.add(retries=1)
                 time.sleep(self.backoff * 2 ** (attempt - 1))
@@ -132,10 +152,19 @@ class OpenAICompatibleLLM(LLM):
                 problem = f"HTTP {error.code}: {message}"
             except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
                 problem = f"{type(error).__name__}: {error}"
+            self.stats.add(failed_wait_s=time.perf_counter() - started)
             logger.warning(
                 "%s attempt %d/%d failed: %s", route, attempt + 1, self.max_retries + 1, problem
             )
         raise _RequestFailed(f"{route}: {self.max_retries + 1} attempts failed; last: {problem}")
+
+    def _check_wait(self, route: str) -> None:
+        """Fail at once, without a request, once failures have cost ``max_failed_wait``."""
+        if self.stats.failed_wait_s > self.max_failed_wait:
+            raise _RequestFailed(
+                f"{route}: not sent: failed requests to {self.base_url} already took "
+                f"{self.stats.failed_wait_s:.0f} s (max_failed_wait {self.max_failed_wait:.0f} s)"
+            )
 
     def _redact(self, text: str) -> str:
         """``text`` without the key or URL credentials (some proxies echo request headers in

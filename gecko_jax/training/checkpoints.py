@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
+
+from gecko_jax.paths import PathLike, as_path
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def describe_failure(error: BaseException) -> str:
 
 
 class Checkpointer:
-    def __init__(self, workdir: str | Path, keep: int = 3, async_save: bool = True):
-        self.directory = Path(workdir).absolute() / CHECKPOINT_DIR
+    def __init__(self, workdir: PathLike, keep: int = 3, async_save: bool = True):
+        self.directory = as_path(workdir) / CHECKPOINT_DIR
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, enable_async_checkpointing=async_save
         )
@@ -84,17 +84,38 @@ class Checkpointer:
         )
         return restored.state, restored.meta
 
-    def restore_newest_intact(self, abstract_state: Any) -> Restored | None:
+    def restore_params(self, step: int, abstract_params: Any) -> tuple[Any, dict[str, Any]]:
+        """Only the state's ``params`` (a partial restore): a model loaded from a run reads
+        neither the optimiser state nor the training config that shapes it."""
+        target = {"params": abstract_params}
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    item=target,
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                    partial_restore=True,
+                ),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        return restored.state["params"], restored.meta
+
+    def restore_newest_intact(
+        self, abstract_state: Any, *, params_only: bool = False
+    ) -> Restored | None:
         """The newest checkpoint that restores, trying older ones after each failure.
 
         None when there is no checkpoint; :class:`CheckpointRestoreError` when none restores.
         A damaged file surfaces as any of several orbax, tensorstore or JSON errors, so every
-        exception counts as "this step does not restore".
+        exception counts as "this step does not restore". With ``params_only``,
+        ``abstract_state`` is the params tree and only the params are restored.
         """
+        restore = self.restore_params if params_only else self.restore
         failures: dict[int, str] = {}
         for step in sorted(self._manager.all_steps(), reverse=True):
             try:
-                state, meta = self.restore(step, abstract_state)
+                state, meta = restore(step, abstract_state)
             except Exception as error:  # reported, then the next older step is tried
                 failures[step] = describe_failure(error)
                 logger.warning("checkpoint at step %d does not restore (%s)", step, failures[step])
@@ -120,7 +141,7 @@ class Checkpointer:
             stamp = time.strftime("%Y%m%dT%H%M%S")
             for step in steps:
                 destination = target / f"{step}-{stamp}"
-                shutil.move(self.directory / str(step), destination)
+                (self.directory / str(step)).rename(destination)
                 logger.warning("moved the damaged checkpoint of step %d to %s", step, destination)
         _sync_processes("gecko_jax_set_aside_done")
         self._manager.reload()

@@ -47,6 +47,11 @@ class TrainConfig:
     log_every: int = 1
     eval_every: int = 0
     init_from: str | None = None
+    # What the run records to be loadable as a model (``training.run_model``): the tokenizer
+    # file (or model folder) its inputs were made with, and the max_length to encode with.
+    # Both default to the init_from model's; the max_length then to ``model.max_length``.
+    tokenizer: str | None = None
+    inference_max_length: int | None = None
     peak_flops_per_device: float | None = None
 
     def __post_init__(self) -> None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from etils import epath
+
+from gecko_jax.paths import PathLike, as_path
 
 STATE_FILE = "early_stopping.json"
 
@@ -21,32 +24,34 @@ class EarlyStopping:
 
     ``on_improve(params, step)`` runs whenever the metric reaches a new best, so the caller can
     keep the best parameters (for example as an export); ``patience`` evaluations without an
-    improvement of more than ``min_delta`` stop the run.
+    improvement of more than ``min_delta`` stop the run. ``patience=None`` only selects the
+    best step and never stops the run.
     """
 
     def __init__(
         self,
         metric: str,
-        patience: int,
+        patience: int | None,
         on_improve: Callable[[Any, int], None] | None = None,
         mode: str = "max",
         min_delta: float = 0.0,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1, got {patience}")
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {patience}")
         self.metric = metric
         self.patience = patience
         self.on_improve = on_improve
+        self.mode = mode
         self.sign = 1.0 if mode == "max" else -1.0
         self.min_delta = min_delta
         self.history: list[dict[str, float]] = []
-        self._path: Path | None = None
+        self._path: epath.Path | None = None
 
-    def attach(self, workdir: Path, resumed_step: int) -> None:
+    def attach(self, workdir: PathLike, resumed_step: int) -> None:
         """Read the saved history, keeping the evaluations up to ``resumed_step``."""
-        self._path = Path(workdir) / STATE_FILE
+        self._path = as_path(workdir) / STATE_FILE
         if self._path.exists():
             saved = json.loads(self._path.read_text())
             self.history = [h for h in saved["history"] if h["step"] <= resumed_step]
@@ -67,7 +72,16 @@ class EarlyStopping:
 
     @property
     def stopped(self) -> bool:
+        if self.patience is None:
+            return False
         return self.evaluations_without_improvement >= self.patience
+
+    def selection(self) -> dict[str, Any] | None:
+        """The best step and why it is best, as a run records it (None before any evaluation)."""
+        best = self.best
+        if best is None:
+            return None
+        return {"metric": self.metric, "mode": self.mode, **best}
 
     def _improves(self, value: float, reference: float) -> bool:
         return self.sign * (value - reference) > self.min_delta
@@ -88,7 +102,12 @@ class EarlyStopping:
 
     def _save(self) -> None:
         if self._path is not None:
-            state = {"metric": self.metric, "patience": self.patience, "history": self.history}
+            state = {
+                "metric": self.metric,
+                "mode": self.mode,
+                "patience": self.patience,
+                "history": self.history,
+            }
             tmp = self._path.with_suffix(".tmp")
             tmp.write_text(json.dumps(state, indent=2) + "\n")
             tmp.replace(self._path)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import os
+import socket
 import time
-from pathlib import Path
 from typing import Any
+
+from etils import epath
+
+from gecko_jax.paths import PathLike, as_path
 
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
+_event_files = itertools.count()  # tells apart the files one process opens in one second
 
 # Dense bf16 peak per device, for the MFU estimate (None where unknown, e.g. CPU).
 PEAK_FLOPS = {
@@ -41,26 +48,29 @@ class MetricsWriter:
     """Appends one JSON object per logged step; resumed runs first drop steps past the restore.
 
     Dropping lines after the restored step keeps ``metrics.jsonl`` equal to an uninterrupted
-    run's after a crash, since those steps are recomputed.
+    run's after a crash, since those steps are recomputed. The file is rewritten rather than
+    appended to, since object stores (``gs://``) cannot append.
     """
 
     def __init__(
-        self, workdir: str | Path, start_step: int, tensorboard: bool = True, enabled: bool = True
+        self, workdir: PathLike, start_step: int, tensorboard: bool = True, enabled: bool = True
     ):
         """``enabled=False`` (hosts other than process 0) makes every call a no-op."""
-        self.path = Path(workdir) / METRICS_FILE
+        self.path = as_path(workdir) / METRICS_FILE
         self.enabled = enabled
         self._handle = None
         self._tb = None
         if not enabled:
             return
-        self._truncate_after(start_step)
-        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._tb = _event_writer(Path(workdir) / "tensorboard") if tensorboard else None
+        kept = self._lines_up_to(start_step)
+        self._handle = self.path.open("w")
+        self._handle.write("".join(f"{line}\n" for line in kept))
+        self._handle.flush()
+        self._tb = _event_writer(self.path.parent / "tensorboard") if tensorboard else None
 
-    def _truncate_after(self, step: int) -> None:
+    def _lines_up_to(self, step: int) -> list[str]:
         if not self.path.exists():
-            return
+            return []
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
@@ -68,7 +78,7 @@ class MetricsWriter:
                     kept.append(line)
             except (json.JSONDecodeError, KeyError, TypeError):
                 logger.warning("dropping unreadable line in %s: %r", self.path, line[:80])
-        self.path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+        return kept
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         if self._handle is None:
@@ -101,23 +111,34 @@ class _TensorBoard:
             for name, value in metrics.items()
             if isinstance(value, (int, float)) and math.isfinite(float(value))
         ]
-        event = self._event_pb2.Event(
-            wall_time=time.time(), step=step, summary=self._summary_pb2.Summary(value=values)
+        self.add(
+            self._event_pb2.Event(
+                wall_time=time.time(), step=step, summary=self._summary_pb2.Summary(value=values)
+            )
         )
-        self._writer.add_event(event)
+
+    def add(self, event: Any) -> None:
+        self._writer.write(event.SerializeToString())
         self._writer.flush()
 
     def close(self) -> None:
         self._writer.close()
 
 
-def _event_writer(directory: Path) -> _TensorBoard | None:
-    """TensorBoard event files through the ``tensorboard`` package alone (no TensorFlow)."""
+def _event_writer(directory: epath.Path) -> _TensorBoard | None:
+    """TensorBoard event files through the ``tensorboard`` package alone (no TensorFlow),
+    written through epath like the rest of the workdir, local or remote."""
     try:
         from tensorboard.compat.proto import event_pb2, summary_pb2
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        from tensorboard.summary.writer.record_writer import RecordWriter
     except ImportError:
         logger.info("tensorboard is not installed; metrics go to metrics.jsonl only")
         return None
     directory.mkdir(parents=True, exist_ok=True)
-    return _TensorBoard(EventFileWriter(str(directory)), summary_pb2, event_pb2)
+    name = (
+        f"events.out.tfevents.{time.time():010.0f}.{socket.gethostname()}.{os.getpid()}"
+        f".{next(_event_files)}"
+    )
+    board = _TensorBoard(RecordWriter((directory / name).open("wb")), summary_pb2, event_pb2)
+    board.add(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+    return board

@@ -14,11 +14,11 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+from etils import epath
 from jax.sharding import Mesh
 
 from gecko_jax.features import validate_batch
@@ -31,7 +31,9 @@ from gecko_jax.partitioning import (
     num_batch_shards,
     replicated,
 )
-from gecko_jax.training.checkpoints import CHECKPOINT_DIR, Checkpointer
+from gecko_jax.paths import PathLike, as_path, local_copy, make_dir
+from gecko_jax.training import run_model
+from gecko_jax.training.checkpoints import Checkpointer
 from gecko_jax.training.config import TrainConfig
 from gecko_jax.training.early_stopping import EarlyStopping
 from gecko_jax.training.metrics import MetricsWriter, peak_flops, train_flops_per_step
@@ -57,24 +59,19 @@ EXIT_DIVERGED = 3
 class TrainResult:
     state: TrainState
     stopped_by_signal: bool
-    workdir: Path
+    workdir: epath.Path
 
 
 def _load_init_params(path: str, config: TrainConfig) -> Any:
-    """Params-only initialisation: our export, a HF/sentence-transformers folder, or a workdir."""
+    """Params-only initialisation: our export, a HF/sentence-transformers folder, or a run
+    (``WORKDIR``, ``WORKDIR@STEP``, ``WORKDIR@best``; see ``run_model``)."""
     from gecko_jax.encoder import read_model_folder
 
-    folder = Path(path)
-    if (folder / CHECKPOINT_DIR).is_dir():
-        optimizer = make_optimizer(config)
-        checkpointer = Checkpointer(folder, async_save=False)
-        mesh = create_mesh(config.mesh)
-        restored = checkpointer.restore_newest_intact(abstract_state(config, optimizer, mesh))
-        checkpointer.close()
-        if restored is None:
-            raise FileNotFoundError(f"no checkpoint in {folder / CHECKPOINT_DIR}")
-        return jax.device_get(restored.state.params)
-    model_config, params, _ = read_model_folder(folder)
+    folder = as_path(path)
+    if run_model.run_reference(path) is not None:
+        model_config, params, _ = run_model.read_run_params(path, default_model=config.model)
+    else:
+        model_config, params, _ = read_model_folder(local_copy(folder))
     if model_config.encoder != config.model.encoder:
         raise ValueError(
             f"init_from {folder}: its backbone {model_config.encoder} differs from the configured "
@@ -130,7 +127,7 @@ def _skip_cause(values: dict[str, float], max_param_norm: float) -> str:
     )
 
 
-def _check_skipped_share(state: TrainState, config: TrainConfig, checkpoints: Path) -> None:
+def _check_skipped_share(state: TrainState, config: TrainConfig, checkpoints: epath.Path) -> None:
     """A run that ends with many skipped steps has diverged even if few came in a row; one
     with a few says so, rather than ending as if nothing happened."""
     skipped, steps = int(state.skipped_steps), int(state.step)
@@ -183,7 +180,7 @@ class _StopFlag:
 def train(
     config: TrainConfig,
     batch_fn: BatchFn,
-    workdir: str | Path,
+    workdir: PathLike,
     eval_fn: EvalFn | None = None,
     mesh: Mesh | None = None,
     early_stopping: EarlyStopping | None = None,
@@ -194,12 +191,15 @@ def train(
     ``early_stopping``, every ``eval_fn`` result goes to it, and the run stops (with a
     checkpoint) once it says so; a rerun of a stopped run returns at once.
 
+    The run is a model (``run_model``): it records its inference settings at the start and
+    exports ``WORKDIR/export`` at each new best of ``early_stopping``'s metric, or, without
+    one, at the end.
+
     Every skipped step is logged with its cause. :class:`TrainingDivergedError` ends a run
     with ``max_consecutive_bad_steps`` skipped in a row (after checkpointing the last good
     state) or one that finishes with more than ``max_skipped_fraction`` of its steps skipped.
     """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = make_dir(workdir)
     mesh = mesh or create_mesh(config.mesh)
     optimizer, schedule = make_optimizer(config), learning_rate_schedule(config)
     checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.async_checkpointing)
@@ -210,6 +210,7 @@ def train(
         )
     with mesh_context(mesh), _StopFlag() as stop:
         state = restore_or_init(config, optimizer, mesh, checkpointer)
+        run = run_model.record_run_model(workdir, config) if is_chief else None
         shardings = state_shardings(config, optimizer, mesh)
         step_fn = jax.jit(
             make_train_step(config, optimizer, schedule, num_batch_shards(mesh)),
@@ -228,12 +229,29 @@ def train(
         def meta(reason: str) -> dict[str, Any]:
             return {"reason": reason, "data_step": int(state.step), "seed": config.seed}
 
+        def export(step: int, selected_by: dict[str, Any] | None) -> None:
+            params = run_model.host_params(state.params)
+            if run is not None:
+                run_model.export_run_model(workdir, run, params, step, selected_by)
+
+        def evaluate(step: int) -> bool:
+            """Evaluate, log, and export a new best; True when early stopping says stop."""
+            eval_metrics = eval_fn(state.params, step)
+            writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+            if early_stopping is None:
+                return False
+            stop_now = early_stopping.update(step, eval_metrics, state.params)
+            best = early_stopping.best
+            if best is not None and best["step"] == step:
+                export(step, early_stopping.selection())
+            return stop_now
+
         try:
             end = config.total_steps
             if early_stopping is not None and eval_fn is not None:
                 if start == 0 and not early_stopping.history:
                     # The starting point competes too: fine-tuning may only make it worse.
-                    early_stopping.update(0, eval_fn(state.params, 0), state.params)
+                    evaluate(0)
                 end = start if early_stopping.stopped else end
             for step in range(start, end):
                 host_batch = batch_fn(step)
@@ -289,21 +307,17 @@ def train(
                         values["examples_per_second"],
                         _duration(eta),
                     )
-                if eval_fn is not None and config.eval_every and done % config.eval_every == 0:
-                    eval_metrics = eval_fn(state.params, done)
-                    writer.write(done, {f"eval/{k}": v for k, v in eval_metrics.items()})
-                    if early_stopping is not None and early_stopping.update(
-                        done, eval_metrics, state.params
-                    ):
-                        checkpointer.save(done, state, meta("early_stopped"))
-                        logger.info(
-                            "early stop at step %d: best %s %.4f at step %d",
-                            done,
-                            early_stopping.metric,
-                            early_stopping.best["value"],
-                            early_stopping.best["step"],
-                        )
-                        break
+                evaluating = eval_fn is not None and config.eval_every
+                if evaluating and done % config.eval_every == 0 and evaluate(done):
+                    checkpointer.save(done, state, meta("early_stopped"))
+                    logger.info(
+                        "early stop at step %d: best %s %.4f at step %d",
+                        done,
+                        early_stopping.metric,
+                        early_stopping.best["value"],
+                        early_stopping.best["step"],
+                    )
+                    break
                 if stop.signalled:
                     checkpointer.save(done, state, meta("signal"))
                     break
@@ -311,6 +325,8 @@ def train(
                     checkpointer.save(done, state, meta("periodic"))
             if not stop.signalled:
                 _check_skipped_share(state, config, checkpointer.directory)
+                if early_stopping is None or early_stopping.best is None:
+                    export(int(state.step), None)
         finally:
             writer.close()
             checkpointer.close()
