@@ -6,16 +6,20 @@ Paths go through etils ``epath``, the layer orbax writes checkpoints through, so
 ``gs:/bucket/run``. Local paths are made absolute and otherwise behave as before.
 
 Model folders are read and written by libraries that take local files (safetensors,
-tokenizers, torch), so a remote model folder passes through a local copy.
+tokenizers, torch), so a remote model folder passes through a local copy. Stage folders whose
+writers need a local disk (an SQLite cache, a lock file, atomic renames) are worked on in a
+local copy mirrored back after each stage (:func:`staged_folder`).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from etils import epath
@@ -93,6 +97,62 @@ def copy_tree(source: PathLike, target: PathLike) -> None:
             continue
         with entry.open("rb") as reader, (target / entry.name).open("wb") as writer:
             shutil.copyfileobj(reader, writer, _COPY_CHUNK)
+
+
+def mirror_tree(source: PathLike, target: PathLike, skip: frozenset[str] = frozenset()) -> None:
+    """Make ``target`` hold what ``source`` holds: files copied over, and files and folders
+    that ``source`` no longer has removed (an output a rerun deleted must not come back).
+    Names in ``skip`` are neither copied nor removed."""
+    source, target = as_path(source), as_path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    kept = {entry.name for entry in source.iterdir()} - skip
+    for entry in target.iterdir():
+        if entry.name not in kept and entry.name not in skip:
+            entry.rmtree() if entry.is_dir() else entry.unlink()
+    for name in sorted(kept):
+        entry = source / name
+        if entry.is_dir():
+            mirror_tree(entry, target / name, skip)
+            continue
+        with entry.open("rb") as reader, (target / name).open("wb") as writer:
+            shutil.copyfileobj(reader, writer, _COPY_CHUNK)
+
+
+@contextlib.contextmanager
+def staged_folder(
+    path: PathLike, skip: frozenset[str] = frozenset()
+) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """``(local folder, sync)`` for an output folder ``path``: ``path`` itself and a no-op when
+    local; for a URL, a local copy of what is there, which ``sync()`` mirrors back (call it
+    after each stage) and which is mirrored back once more on the way out, an error included,
+    so the finished part of a failed run is kept. Names in ``skip`` (a lock file) stay local.
+    """
+    if not is_remote(path):
+        folder = Path(path)
+        yield folder, lambda: None
+        return
+    target = as_path(path)
+    local = Path(tempfile.mkdtemp(prefix="gecko_jax_stage_")) / target.name
+    try:
+        make_dir(target)
+        copy_tree(target, local)
+    except PathError:
+        shutil.rmtree(local.parent, ignore_errors=True)
+        raise
+    except Exception as error:  # as in make_dir
+        shutil.rmtree(local.parent, ignore_errors=True)
+        raise PathError(f"cannot read {target}: {_first_line(error)}") from error
+
+    def sync() -> None:
+        mirror_tree(local, target, skip)
+
+    try:
+        yield local, sync
+    finally:
+        try:
+            sync()
+        finally:
+            shutil.rmtree(local.parent, ignore_errors=True)
 
 
 def _first_line(error: BaseException) -> str:

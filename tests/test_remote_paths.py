@@ -9,45 +9,34 @@ protocol (epath's backend once told not to use TensorFlow) and orbax's GCS Tenso
 for a bucket without hierarchical namespace (orbax asks google-cloud-storage, absent here).
 Everything above them, our code and orbax's GCS code paths (no renames, commit marker files),
 sees only ``gs://bucket/...``, and a ``./gs:`` folder would show a URL that went through
-pathlib. The runs are in-process, since the stand-in is set up in this process.
+pathlib. Runs that are killed run the console scripts' ``main`` in a child process under the
+same stand-in (``tests/bucket_standin.py``); the others run in-process.
 """
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import gin
 import numpy as np
 import pytest
-from etils.epath import gpath
-from fsspec.implementations.local import LocalFileSystem
-from fsspec.registry import register_implementation
-from orbax.checkpoint._src.path import gcs_utils
+from bucket_standin import patches
+from test_stage_safety import FAST_FAIL, clean, flaky_server  # noqa: F401 (clean: a fixture used here)
 from test_trainer import REPO, _losses
 
 from gecko_jax import Encoder, train_cli
+from gecko_jax.evaluation import cli as eval_cli
 from gecko_jax.export import cli as export_cli
-from gecko_jax.paths import as_path, copy_tree
+from gecko_jax.fret import cli as fret_cli
+from gecko_jax.fret.pipeline import FRET, GENERATED, LLM_CACHE, MANIFEST
+from gecko_jax.paths import as_path, copy_tree, mirror_tree
+from gecko_jax.stages import EXIT_LLM_FAILED, LOCK_NAME
 
-
-class _LocalBucketFS(LocalFileSystem):
-    """fsspec's ``gs`` protocol on a local folder: ``gs://bucket/x`` is ``ROOT/bucket/x``."""
-
-    protocol = ("gs", "gcs")
-    root = ""
-
-    def __init__(self, **options):
-        super().__init__(auto_mkdir=True, **options)  # as in GCS, a write makes its "folders"
-
-    @classmethod
-    def _strip_protocol(cls, path):
-        text = str(path)
-        for prefix in ("gs://", "gcs://"):
-            if text.startswith(prefix):
-                return f"{cls.root}/{text.removeprefix(prefix)}".rstrip("/")
-        return super()._strip_protocol(path)
-
-    def glob(self, path, **kwargs):
-        """Names within the bucket, as gcsfs gives them (epath puts ``gs://`` before them)."""
-        return [name.removeprefix(f"{self.root}/") for name in super().glob(path, **kwargs)]
+STANDIN = Path(__file__).resolve().parent / "bucket_standin.py"
 
 
 @pytest.fixture
@@ -55,17 +44,8 @@ def bucket_root(tmp_path, monkeypatch) -> Path:
     """The local folder behind ``gs://``, for the duration of one test."""
     root = tmp_path / "gcs"
     root.mkdir()
-    monkeypatch.setattr(_LocalBucketFS, "root", str(root))
-    register_implementation("gs", _LocalBucketFS, clobber=True)
-    register_implementation("gcs", _LocalBucketFS, clobber=True)
-    monkeypatch.setattr(gpath, "_is_tf_installed", lambda: False)  # epath: fsspec, not TF
-
-    def file_spec(url: str) -> dict[str, str]:
-        return {"driver": "file", "path": f"{root}/{url.removeprefix('gs://')}"}
-
-    monkeypatch.setattr(gcs_utils, "get_kvstore_for_gcs", file_spec)
-    # orbax asks google-cloud-storage (not installed) whether the bucket is hierarchical
-    monkeypatch.setattr(gcs_utils, "is_hierarchical_namespace_enabled", lambda path: False)
+    for target, name, value in patches(str(root)):
+        monkeypatch.setattr(target, name, value)
     yield root
     assert not Path("gs:").exists(), "a gs:// URL was taken for a local path"
 
@@ -75,33 +55,77 @@ def _train(*argv: str) -> int:
     return train_cli.main(list(argv))
 
 
+def _standin(root: Path, module: str, *argv: str) -> list[str]:
+    """The command that runs ``module.main(argv)`` in a child process under the stand-in."""
+    return [sys.executable, str(STANDIN), str(root), module, *argv]
+
+
+def _env() -> dict[str, str]:
+    """This process's devices (conftest forces 8), so the losses match its run bit for bit."""
+    return {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+
+def _logged_steps(run: Path) -> int:
+    metrics = run / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
 @pytest.mark.slow
-def test_gecko_train_in_a_bucket_resumes_with_identical_losses(bucket_root, minilm_dir, capsys):
-    """tiny.gin with the gin file, init_from and workdir in the bucket; then the newest
-    checkpoint is lost and a rerun resumes from the older one, step for step."""
+def test_a_run_in_a_bucket_killed_resumes_then_evaluates_and_exports(
+    bucket_root, minilm_dir, real_sentences, capsys
+):
+    """tiny.gin with the gin file, init_from and workdir in the bucket, run through
+    ``gecko-train``'s main; a second run is SIGKILLed after its step-2 checkpoint and resumed,
+    step for step; then ``gecko-eval --model WORKDIR`` and ``gecko-export --model WORKDIR``
+    read the run from the bucket, and the export loads in sentence-transformers."""
+    from sentence_transformers import SentenceTransformer
+
     copy_tree(minilm_dir, "gs://bucket/minilm")
     as_path("gs://bucket/tiny.gin").write_text((REPO / "gin_configs/runs/tiny.gin").read_text())
-    argv = (
+    settings = (
         "--gin_file=gs://bucket/tiny.gin",
-        "--workdir=gs://bucket/run",
         '--gin_param=gecko.TrainConfig.init_from = "gs://bucket/minilm"',
+        "--gin_param=TOTAL_STEPS = 12",
     )
-    assert _train(*argv) == 0  # its console lines go to stderr (train_cli.configure_logging)
-    run = as_path("gs://bucket/run")
-    uninterrupted = _losses(run)
-    assert sorted(uninterrupted) == [1, 2, 3, 4]
+    assert _train(*settings, "--workdir=gs://bucket/full") == 0
     assert "INFO initialised from gs://bucket/minilm" in capsys.readouterr().err
-    local = bucket_root / "bucket" / "run"
-    assert sorted(p.name for p in (local / "checkpoints").iterdir()) == ["2", "4"]
+    full = bucket_root / "bucket" / "full"
+    uninterrupted = _losses(full)
+    assert sorted(uninterrupted) == list(range(1, 13))
     assert {"operative_config.gin", "train_config.json", "metrics.jsonl"} <= {
-        p.name for p in local.iterdir()
+        p.name for p in full.iterdir()
     }
-    assert list((local / "tensorboard").iterdir()), "no TensorBoard event file"
+    assert list((full / "tensorboard").iterdir()), "no TensorBoard event file"
 
-    (run / "checkpoints" / "4").rmtree()  # as if the run had been killed before step 4's save
-    assert _train(*argv) == 0
-    assert "INFO resumed from step 2" in capsys.readouterr().err
+    command = _standin(bucket_root, "gecko_jax.train_cli", *settings, "--workdir=gs://bucket/run")
+    run = bucket_root / "bucket" / "run"
+    process = subprocess.Popen(
+        command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if _logged_steps(run) >= 3 and (run / "checkpoints" / "2").exists():
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, process.stderr.read().decode()[-2000:]
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=120) == -signal.SIGKILL
+    assert _logged_steps(run) < 12
+    resumed = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "INFO resumed from step " in resumed.stderr
     assert _losses(run) == uninterrupted  # exact, step by step
+
+    out = bucket_root / "eval.json"
+    args = ["--model", "gs://bucket/run", "--tasks", "wiki_retrieval", "--limit", "16"]
+    assert eval_cli.main([*args, "--out", str(out)]) == 0
+    (evaluated,) = json.loads(out.read_text())["runs"].values()
+    assert evaluated["results"]["wiki_retrieval"]["ndcg@10"] > 0.5
+    assert export_cli.main(["--model", "gs://bucket/run", "--out", "gs://bucket/st"]) == 0
+    model = SentenceTransformer(str(bucket_root / "bucket" / "st"), device="cpu")
+    texts = real_sentences[:8]
+    expected = Encoder.from_pretrained("gs://bucket/run").encode(texts)
+    np.testing.assert_allclose(model.encode(texts, normalize_embeddings=True), expected, atol=1e-4)
 
 
 def test_gecko_export_reads_from_and_writes_to_a_bucket(
@@ -157,3 +181,42 @@ def test_a_missing_model_in_a_bucket_is_one_line(bucket_root, capsys):
     error = capsys.readouterr().err
     assert error.startswith("gecko-export: cannot load --model gs://bucket/none: ")
     assert error.count("\n") == 1 and "not found" in error
+
+
+def test_gecko_fret_reads_and_writes_a_bucket_and_a_failed_run_resumes_there(bucket_root, request):
+    """Passages and --out in the bucket: a run whose LLM calls fail leaves its good rows and
+    LLM cache there (no lock file), and the rerun asks only for the failed calls."""
+    passages, clean_out, clean_answered = request.getfixturevalue("clean")
+    as_path("gs://bucket/passages.jsonl").write_text(passages.read_text())
+    out = bucket_root / "bucket" / "fret"
+    argv = ["all", "--passages", "gs://bucket/passages.jsonl", "--out", "gs://bucket/fret"]
+    argv += ["--max-chars", "300", "--num-candidates", "3", *FAST_FAIL]
+    with flaky_server() as (spec, server):
+        server.failing = True
+        assert fret_cli.main([*argv, "--llm", spec]) == EXIT_LLM_FAILED
+        assert (out / GENERATED).exists() and (out / LLM_CACHE).exists()
+        assert not (out / FRET).exists() and not (out / LOCK_NAME).exists()
+        server.failing = False
+        assert fret_cli.main([*argv, "--llm", spec]) == 0
+    assert (out / FRET).read_bytes() == (clean_out / FRET).read_bytes()
+    assert set(server.answered.values()) == {1}  # nothing asked twice over both runs
+    assert server.answered.keys() == clean_answered.keys()
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["passages_file"] == "gs://bucket/passages.jsonl"
+    assert manifest["llm_cache"]["file"] == LLM_CACHE
+
+
+def test_a_mirrored_folder_loses_what_its_source_no_longer_has(bucket_root, tmp_path):
+    local = tmp_path / "stage"
+    (local / "sub").mkdir(parents=True)
+    (local / "kept.jsonl").write_text("new\n")
+    (local / "sub" / "a.txt").write_text("a")
+    (local / LOCK_NAME).write_text("pid")
+    remote = bucket_root / "bucket" / "out"
+    (remote / "gone").mkdir(parents=True)
+    (remote / "stale.jsonl").write_text("old\n")
+    (remote / "kept.jsonl").write_text("old\n")
+    mirror_tree(local, "gs://bucket/out", skip=frozenset({LOCK_NAME}))
+    assert sorted(p.name for p in remote.iterdir()) == ["kept.jsonl", "sub"]
+    assert (remote / "kept.jsonl").read_text() == "new\n"
+    assert (remote / "sub" / "a.txt").read_text() == "a"

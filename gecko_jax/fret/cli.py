@@ -30,7 +30,8 @@ from gecko_jax.fret.llm_flags import add_llm_arg, check_llm_args, share
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.pipeline import STAGES, run_fret
 from gecko_jax.gin_files import GinFileError, parse_gin
-from gecko_jax.stages import MAX_FAILED_SHARE, RESTART_FLAG, StageError
+from gecko_jax.paths import PathError, staged_folder
+from gecko_jax.stages import LOCK_NAME, MAX_FAILED_SHARE, RESTART_FLAG, StageError
 
 # The gin-configured versions: calling these, not the plain classes, applies the bindings.
 _gin_generate_config = gin.external_configurable(GenerateConfig, module="gecko")
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=passages_arg,
         help="JSONL of {id, title, text}, or wiki:N for N bundled Wikipedia extracts",
     )
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, help="output folder (or a URL: gs://...)")
     parser.add_argument("--llm", help="LLM spec (default: jax:<SmolLM2 GGUF>)")
     add_llm_arg(parser)
     parser.add_argument("--encoder", help="encoder folder (default: MiniLM)")
@@ -156,20 +157,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     llm_kwargs = run["llm_kwargs"] | dict(args.llm_arg)
     check_llm_args(parser, llm, llm_kwargs)
     try:
-        manifest = run_fret(
-            args.passages,
-            args.out,
-            llm,
-            encoder=run["encoder"],
-            stages=STAGES if args.stage == "all" else (args.stage,),
-            max_passages=run["max_passages"],
-            max_chars=run["max_chars"],
-            generate_config=generate_config,
-            mine_config=mine_config,
-            llm_kwargs=llm_kwargs,
-            restart=args.restart,
-            max_failed_share=run["max_failed_share"],
-        )
+        # A bucket --out is worked on locally (the LLM cache is appended to, line by line) and
+        # mirrored back after each stage: a run on another machine resumes from those stages.
+        with staged_folder(args.out, skip=frozenset({LOCK_NAME})) as (out, sync):
+            manifest = run_fret(
+                args.passages,
+                out,
+                llm,
+                encoder=run["encoder"],
+                stages=STAGES if args.stage == "all" else (args.stage,),
+                max_passages=run["max_passages"],
+                max_chars=run["max_chars"],
+                generate_config=generate_config,
+                mine_config=mine_config,
+                llm_kwargs=llm_kwargs,
+                restart=args.restart,
+                max_failed_share=run["max_failed_share"],
+                after_stage=sync,
+            )
+    except PathError as error:
+        parser.error(str(error))
     except StageError as error:
         logging.getLogger("gecko-fret").error("%s", error)
         return error.exit_code

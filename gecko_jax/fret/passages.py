@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from gecko_jax.paths import as_path
 from gecko_jax.stages import EmptyInput
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def iter_passage_records(lines: Iterable[bytes], source: str) -> Iterator[dict[s
 
 def read_passages_jsonl(path: str | os.PathLike) -> tuple[list[dict[str, Any]], int]:
     """Objects from a JSONL file, and how many lines were skipped as malformed."""
-    with open(path, "rb") as handle:
+    with as_path(path).open("rb") as handle:  # a local file or a URL (gs://...)
         records = list(iter_passage_records(handle, str(path)))
     kept = [record for record in records if record is not None]
     return kept, len(records) - len(kept)

@@ -129,6 +129,7 @@ def run_fret(
     llm_kwargs: Mapping[str, Any] | None = None,
     restart: bool = False,
     max_failed_share: float = MAX_FAILED_SHARE,
+    after_stage: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Run the FRet ``stages`` into ``out_dir`` and return the manifest.
 
@@ -145,6 +146,8 @@ def run_fret(
     made from other inputs raises :class:`~gecko_jax.stages.StageChanged` unless ``restart``.
     A stage whose LLM calls failed for more than ``max_failed_share`` keeps its good rows and
     raises :class:`~gecko_jax.stages.LLMCallsFailed`; a rerun retries only the failed calls.
+    ``after_stage`` runs after each stage that finished (``gecko-fret`` mirrors a bucket
+    ``--out`` then).
     """
     unknown = set(stages) - set(STAGES)
     if unknown:
@@ -199,7 +202,7 @@ def run_fret(
             """After each stage, so a crash in a later one keeps the earlier diagnostics."""
             if loaded:
                 manifest["llm_cache"] = {
-                    "path": str(loaded[0].path),
+                    "file": LLM_CACHE,  # in this folder, wherever it is mounted
                     "hits": loaded[0].hits,
                     "misses": loaded[0].misses,
                 }
@@ -223,6 +226,7 @@ def run_fret(
                 f"its {len(rows)} good rows are in {out / GENERATED}" + _failure_note(loaded[0]),
             )
             finish_stage(out / GENERATED, generate_inputs)
+            after_stage()
 
         if "mine" in stages:
             if not (out / GENERATED).exists():
@@ -250,6 +254,7 @@ def run_fret(
                 )
                 finish_stage(out / FRET, mine_inputs)
         save()
+        after_stage()
     return manifest
 
 
