@@ -74,6 +74,17 @@ def test_relabel_applies_the_mining_guard(seed_id, guard, expected):
     assert (out["positive"]["id"], out["negative"]["id"]) == expected
 
 
+def test_relabel_applies_the_false_negative_guard():
+    # p_N is d, 2 below the positive a under both scorers; b and c are closer still.
+    def negative(margin):
+        (out,) = relabel([RECORD], PASSAGES, Labels(false_negative_margin=margin), 0)
+        return out["negative"] and out["negative"]["id"]
+
+    assert negative(None) == negative(0.0) == negative(1.5) == "d"
+    assert negative(2.0) is None  # every other candidate scores within 2 of the positive
+    assert Labels(false_negative_margin=0.0) != Labels()
+
+
 @pytest.mark.parametrize("positive, excluded", [("llm", "a"), ("seed", "b")])
 def test_random_negatives_are_seeded_draws_from_the_other_candidates(positive, excluded):
     draws = [_labels(positive, "random", seed=seed) for seed in range(40)]
@@ -160,6 +171,8 @@ def test_every_shipped_plan_parses():
     assert {c.reference for c in quality.values()} == {"guarded"}
     assert quality["guarded"].labels.guard == "unanimous"
     assert quality["guarded"].labels.reranker == ("query_likelihood", "retriever")
+    # The demo's quality run labels with the false-negative guard on: so does its cell.
+    assert quality["guarded"].labels.false_negative_margin == 0.0
     assert quality_plan.symmetric_sets == ("banking77", "stsb")
     (control,) = quality["no_fret"].trainings()
     assert not control.fret and control.key == "no_fret_gecko_same_tower_full"
@@ -301,7 +314,13 @@ def test_miniature_labels_come_from_the_stored_scores(ablation_run):
     # Relabelling under the demo's own label settings reproduces the pipeline's labels.
     config = json.loads((demo / "results.json").read_text())["config"]
     passages = {row["id"]: Passage(**row) for row in read_jsonl(demo / "passages.jsonl")}
-    demo_labels = Labels("llm", "nth", tuple(config["fusion"]), config["relabel_guard"])
+    demo_labels = Labels(
+        "llm",
+        "nth",
+        tuple(config["fusion"]),
+        config["relabel_guard"],
+        config["false_negative_margin"],
+    )
     assert labels(relabel(train, passages, demo_labels, 0)) == labels(train)
     # The baseline cell labels by the paper's rule: p_1 and p_N of RRF(QL, RC), unguarded.
     assert labels(baseline) == labels(relabel(train, passages, Labels(), 0))

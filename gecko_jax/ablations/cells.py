@@ -39,6 +39,9 @@ class Labels:
     reranker: tuple[str, ...] = LLM_SCORERS
     # The relabel guard of an "llm" positive (fret.guards): "none" is the paper's rule.
     guard: str = "none"
+    # The false-negative guard (fret.guards.safe_negative): a hard negative an LLM scorer rates
+    # within this margin of the positive is replaced; None: no check (the paper's rule).
+    false_negative_margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.positive not in POSITIVES:
@@ -48,6 +51,10 @@ class Labels:
         check_members(self.reranker)
         if self.guard not in RELABEL_GUARDS:
             raise ValueError(f"guard must be one of {RELABEL_GUARDS}, got {self.guard!r}")
+        if self.false_negative_margin is not None and not self.false_negative_margin >= 0:
+            raise ValueError(
+                f"false_negative_margin must be None or >= 0, got {self.false_negative_margin}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +80,8 @@ class Training:
         scorers = "+".join(labels.reranker)
         if labels.guard != "none":
             scorers += f"+guard_{labels.guard}"
+        if labels.false_negative_margin is not None:
+            scorers += f"+false_negative_{labels.false_negative_margin:g}"
         return f"{labels.positive}-{labels.negative}-{scorers}_{self.text_format}_{tower}_{dims}"
 
 
@@ -90,6 +99,7 @@ class AblationCell:
     negative: str = "nth"
     reranker: tuple[str, ...] = LLM_SCORERS
     guard: str = "none"
+    false_negative_margin: float | None = None
     text_format: str = DEFAULT_TEXT_FORMAT
     same_tower: bool = True
     dims: tuple[int | None, ...] = (None,)
@@ -107,7 +117,13 @@ class AblationCell:
 
     @property
     def labels(self) -> Labels:
-        return Labels(self.positive, self.negative, tuple(self.reranker), self.guard)
+        return Labels(
+            self.positive,
+            self.negative,
+            tuple(self.reranker),
+            self.guard,
+            self.false_negative_margin,
+        )
 
     def trainings(self) -> list[Training]:
         groups = [self.dims] if self.mrl else [(d,) for d in self.dims]

@@ -15,7 +15,7 @@ import numpy as np
 
 from gecko_jax.ablations.cells import Labels
 from gecko_jax.fret.fusion import member_ranks, reciprocal_rank_fusion, select
-from gecko_jax.fret.guards import guarded_fusion
+from gecko_jax.fret.guards import guarded_fusion, safe_negative
 from gecko_jax.fret.passages import Passage
 
 
@@ -50,8 +50,13 @@ def relabel(
     out = []
     for record in records:
         candidates = record["candidate_ids"]
-        pos, neg = select(candidates, fused_scores(record, labels), negative, rng=rng)
-        hard_negative = None if labels.negative == "none" else passages[candidates[neg]]
+        fused = fused_scores(record, labels)
+        pos, neg = select(candidates, fused, negative, rng=rng)
+        if labels.negative != "none":
+            neg = safe_negative(record["scores"], fused, pos, neg, labels.false_negative_margin)
+        hard_negative = (
+            None if labels.negative == "none" or neg is None else passages[candidates[neg]]
+        )
         out.append(
             {
                 "task": record["task"],
