@@ -101,3 +101,60 @@ def test_missing_sdk_gives_an_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "google.genai", None)
     with pytest.raises(ImportError, match=r"gecko_jax\[gemini\]"):
         GeminiLLM("gemini-test")
+
+
+class SdkError(Exception):
+    """As ``google.genai.errors.APIError``: an HTTP status in ``code``."""
+
+    def __init__(self, code: int):
+        super().__init__(f"{code} from the service")
+        self.code = code
+
+
+class FailingModels(FakeModels):
+    """Raises the queued exceptions first, then answers."""
+
+    def __init__(self, errors, responses):
+        super().__init__(responses)
+        self.errors = list(errors)
+
+    def generate_content(self, **request):
+        self.calls.append(request)
+        if self.errors:
+            raise self.errors.pop(0)
+        return self.responses.pop(0)
+
+
+def failing_llm(errors, *responses, **settings):
+    client = SimpleNamespace(models=FailingModels(errors, responses))
+    return GeminiLLM("gemini-test", client=client, backoff=0.0, **settings), client.models
+
+
+def test_transient_errors_are_retried():
+    llm, models = failing_llm(
+        [SdkError(503), ConnectionError("reset")], text_response("q", "STOP", 1)
+    )
+    (result,) = llm.generate(["p"], max_tokens=4)
+    assert (result.text, result.finish_reason) == ("q", "stop")
+    assert len(models.calls) == 3
+    assert (llm.stats.requests, llm.stats.retries, llm.stats.failures) == (3, 2, 0)
+
+
+def test_a_rejected_or_exhausted_item_fails_alone_and_a_bad_key_stops_the_run():
+    llm, models = failing_llm([SdkError(400)], text_response("q", "STOP", 1))
+    rejected, answered = llm.generate(["too long", "fine"], max_tokens=4)
+    assert rejected.finish_reason == "error" and answered.text == "q"
+    assert len(models.calls) == 2 and llm.stats.failures == 1  # a 400 is not retried
+    llm, _ = failing_llm([SdkError(500)] * 3, max_retries=2)
+    (score,) = llm.score(["Is it relevant?"], ["Yes"])
+    assert math.isnan(score.total) and llm.stats.failures == 1
+    llm, _ = failing_llm([SdkError(401)])
+    with pytest.raises(LLMError, match="gemini-test: HTTP 401"):
+        llm.generate(["p"], max_tokens=4)
+
+
+def test_past_max_failed_wait_nothing_more_is_sent():
+    llm, models = failing_llm([ConnectionError("down")] * 9, max_failed_wait=0.0)
+    results = llm.generate(["a", "b", "c"], max_tokens=4)
+    assert [r.finish_reason for r in results] == ["error"] * 3
+    assert len(models.calls) == 1 and llm.stats.failures == 3

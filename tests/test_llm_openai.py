@@ -167,7 +167,7 @@ def test_timeouts_are_retried_then_counted_as_failures(llm, server):
 
 
 def test_failures_past_max_failed_wait_are_not_sent(llm, server):
-    llm.max_failed_wait = 0.0
+    llm.retry.max_failed_wait = 0.0
     llm.max_concurrency = 1  # one request at a time, so the count below is exact
     server.actions = ["500"] * 3
     results = llm.generate(["a", "b", "c"], max_tokens=8)

@@ -6,6 +6,12 @@ token, which is enough for relevance classification: ``score`` works when every 
 single-token label (``"Yes"``, ``"2"``), reading its log-probability from the first generated
 step's top candidates (``-inf`` if it is not among them; spellings that differ only in
 surrounding spaces are added up).
+
+Calls are retried and budgeted as the OpenAI-compatible backend's (:mod:`gecko_jax.llm.retry`):
+an SDK error with an HTTP status is classified by it (a wrong key or model stops the run, 5xx,
+408 and 429 are retried, other 4xx fail the item), any other SDK error (a dropped connection,
+a timeout) is retried; an item that still fails comes back as ``finish_reason="error"`` or a
+NaN score, and ``max_failed_wait`` seconds of failures take the service for dead.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gecko_jax.llm.base import LLM, ContinuationScore, Generation, LLMError, Prompt
+from gecko_jax.llm.retry import CallStats, Retryable, RetryPolicy, status_failure
 
 # The API's cap on returned top candidates per step.
 _MAX_TOP_CANDIDATES = 20
@@ -37,7 +44,15 @@ def _contents(prompt: Prompt) -> tuple[list[dict[str, Any]], str | None]:
 class GeminiLLM(LLM):
     """Calls ``client.models.generate_content``; ``client`` defaults to ``genai.Client``."""
 
-    def __init__(self, model: str, api_key_env: str = "GEMINI_API_KEY", client: Any = None):
+    def __init__(
+        self,
+        model: str,
+        api_key_env: str = "GEMINI_API_KEY",
+        client: Any = None,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_failed_wait: float = 300.0,
+    ):
         if client is None:
             try:
                 from google import genai
@@ -48,6 +63,7 @@ class GeminiLLM(LLM):
             client = genai.Client(api_key=os.environ.get(api_key_env))
         self.model = model
         self.client = client
+        self.retry = RetryPolicy(f"Gemini ({model})", max_retries, backoff, max_failed_wait)
 
     def __repr__(self) -> str:
         return f"GeminiLLM(model={self.model!r})"
@@ -60,13 +76,35 @@ class GeminiLLM(LLM):
     def model_id(self) -> str:
         return self.model
 
+    @property
+    def stats(self) -> CallStats:
+        return self.retry.stats
+
+    def call_stats(self) -> dict[str, Any]:
+        return self.stats.as_dict()
+
     def _call(self, prompt: Prompt, config: dict[str, Any]) -> Any:
+        """One ``generate_content`` request, retried; raises :class:`ItemFailed` when the item
+        has failed and :class:`LLMError` when no call can succeed."""
         contents, system = _contents(prompt)
         if system:
             config = {**config, "system_instruction": system}
-        return self.client.models.generate_content(
-            model=self.model, contents=contents, config=config
-        )
+
+        def send() -> Any:
+            try:
+                return self.client.models.generate_content(
+                    model=self.model, contents=contents, config=config
+                )
+            except Exception as error:  # the SDK's and its HTTP client's errors share no base
+                code = getattr(error, "code", None)
+                if not isinstance(code, int):
+                    raise Retryable(f"{type(error).__name__}: {error}") from error
+                failure = status_failure(code, str(error)[:300])
+                if isinstance(failure, LLMError):
+                    raise LLMError(f"{self.model}: {failure}") from error
+                raise failure from error
+
+        return self.retry.attempt(send, "generate_content")
 
     def generate(
         self,
@@ -83,19 +121,18 @@ class GeminiLLM(LLM):
         }
         if stop:
             config["stop_sequences"] = list(stop)
-        results = []
-        for prompt in prompts:
+
+        def one(prompt: Prompt) -> Generation:
             response = self._call(prompt, config)
             reason = str(getattr(response.candidates[0], "finish_reason", "") or "")
             usage = getattr(response, "usage_metadata", None)
-            results.append(
-                Generation(
-                    response.text or "",
-                    "length" if "MAX_TOKENS" in reason else "stop",
-                    int(getattr(usage, "candidates_token_count", 0) or 0),
-                )
+            return Generation(
+                response.text or "",
+                "length" if "MAX_TOKENS" in reason else "stop",
+                int(getattr(usage, "candidates_token_count", 0) or 0),
             )
-        return results
+
+        return self.retry.map(one, prompts, Generation("", "error", 0))
 
     def score(
         self, contexts: Sequence[str], continuations: Sequence[str]
@@ -113,8 +150,9 @@ class GeminiLLM(LLM):
             "response_logprobs": True,
             "logprobs": _MAX_TOP_CANDIDATES,
         }
-        results = []
-        for context, label in zip(contexts, labels, strict=True):
+
+        def one(pair: tuple[str, str]) -> ContinuationScore:
+            context, label = pair
             result = getattr(self._call(context, config).candidates[0], "logprobs_result", None)
             if result is None or not result.top_candidates:
                 raise LLMError(f"{self.model} returned no logprobs; it cannot score labels")
@@ -125,5 +163,7 @@ class GeminiLLM(LLM):
                 if c.token.strip() == label
             )
             value = math.log(probability) if probability > 0 else -math.inf
-            results.append(ContinuationScore(value, (value,)))
-        return results
+            return ContinuationScore(value, (value,))
+
+        pairs = list(zip(contexts, labels, strict=True))
+        return self.retry.map(one, pairs, ContinuationScore(math.nan, ()))

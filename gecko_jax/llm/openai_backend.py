@@ -8,11 +8,9 @@ do not return them (llama.cpp server, Ollama) get a clear :class:`LLMError` inst
 Transient failures (timeouts, connection errors, 5xx, 408, 429) are retried with exponential
 backoff; an item that still fails, or that the server rejects (other 4xx, e.g. a prompt longer
 than the context), is counted in ``stats`` and comes back as ``finish_reason="error"`` or a NaN
-score, so one bad item never stops a long run (and the cache does not store it). The time spent
-on failed attempts and their backoff is summed over all threads; past ``max_failed_wait``
-seconds the server is taken for dead and every further item fails at once, so a dead server
-costs minutes, not hours. ``timeout``, ``max_retries``, ``backoff`` and ``max_failed_wait`` are
-settings (``--llm_arg``).
+score; past ``max_failed_wait`` seconds of failures the server is taken for dead
+(:mod:`gecko_jax.llm.retry`). ``timeout``, ``max_retries``, ``backoff`` and
+``max_failed_wait`` are settings (``--llm_arg``).
 
 The API key is read from the environment once, sent only in the ``Authorization`` header, and
 never logged, repr'd or put in :meth:`cache_identity`. Credentials written into the URL
@@ -23,57 +21,18 @@ authentication (instead of the key), and never recorded; the URL kept is the one
 from __future__ import annotations
 
 import base64
-import dataclasses
 import http.client
 import json
-import logging
 import math
 import os
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from gecko_jax.llm.base import LLM, ContinuationScore, Generation, LLMError, Prompt
-
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-_RETRYABLE_STATUS = frozenset({408, 429})
-# A wrong key, model or URL: every call would fail the same way, so stop at once.
-_CONFIG_STATUS = frozenset({401, 403, 404})
-
-
-class _RequestFailed(Exception):
-    """One request failed for good (retries spent, or a non-retryable status)."""
-
-
-@dataclasses.dataclass
-class CallStats:
-    """What the backend did: requests sent, retries, and items that failed after retries."""
-
-    requests: int = 0
-    retries: int = 0
-    failures: int = 0
-    failed_wait_s: float = 0.0
-    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: float) -> None:
-        with self._lock:
-            for name, n in counts.items():
-                setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "retries": self.retries,
-            "failures": self.failures,
-            "failed_wait_s": round(self.failed_wait_s, 3),
-        }
+from gecko_jax.llm.retry import CallStats, ItemFailed, Retryable, RetryPolicy, status_failure
 
 
 class OpenAICompatibleLLM(LLM):
@@ -94,11 +53,8 @@ class OpenAICompatibleLLM(LLM):
         url, credentials = split_credentials(base_url)
         self.base_url = url.rstrip("/")
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
         self.max_concurrency = max_concurrency
-        self.max_failed_wait = max_failed_wait
-        self.stats = CallStats()
+        self.retry = RetryPolicy(self.base_url, max_retries, backoff, max_failed_wait)
         self._api_key = os.environ.get(api_key_env)
         self._authorization = _authorization(credentials, self._api_key)
         # Longest first, so a secret is never left half replaced by a shorter one inside it.
@@ -117,6 +73,10 @@ class OpenAICompatibleLLM(LLM):
     def model_id(self) -> str:
         return self.model
 
+    @property
+    def stats(self) -> CallStats:
+        return self.retry.stats
+
     def call_stats(self) -> dict[str, Any]:
         return self.stats.as_dict()
 
@@ -125,46 +85,28 @@ class OpenAICompatibleLLM(LLM):
         return {**super().cache_identity(), "base_url": self.base_url}
 
     def _post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST JSON with retries; raises :class:`_RequestFailed` when the item has failed."""
+        """POST JSON with retries; raises :class:`ItemFailed` when the item has failed."""
         headers = {"Content-Type": "application/json"}
         if self._authorization:
             headers["Authorization"] = self._authorization
         data = json.dumps(body).encode("utf-8")
-        for attempt in range(self.max_retries + 1):
-            self._check_wait(route)
-            started = time.perf_counter()
-            if attempt:
-                self.stats.add(retries=1)
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            self.stats.add(requests=1)
+
+        def send() -> dict[str, Any]:
             request = urllib.request.Request(self.base_url + route, data, headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return json.loads(response.read().decode("utf-8"))
             except urllib.error.HTTPError as error:
                 message = self._redact(error.read().decode("utf-8", "replace"))[:300]
-                if error.code in _CONFIG_STATUS:
-                    raise LLMError(
-                        f"{self.base_url}{route}: HTTP {error.code}: {message}"
-                    ) from None
-                if error.code < 500 and error.code not in _RETRYABLE_STATUS:
-                    raise _RequestFailed(f"{route}: HTTP {error.code}: {message}") from None
-                problem = f"HTTP {error.code}: {message}"
+                failure = status_failure(error.code, message)
+                if isinstance(failure, Retryable):
+                    raise failure from None  # logged with the route by the retry loop
+                where = self.base_url + route if isinstance(failure, LLMError) else route
+                raise type(failure)(f"{where}: {failure}") from None
             except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
-                problem = f"{type(error).__name__}: {error}"
-            self.stats.add(failed_wait_s=time.perf_counter() - started)
-            logger.warning(
-                "%s attempt %d/%d failed: %s", route, attempt + 1, self.max_retries + 1, problem
-            )
-        raise _RequestFailed(f"{route}: {self.max_retries + 1} attempts failed; last: {problem}")
+                raise Retryable(f"{type(error).__name__}: {error}") from None
 
-    def _check_wait(self, route: str) -> None:
-        """Fail at once, without a request, once failures have cost ``max_failed_wait``."""
-        if self.stats.failed_wait_s > self.max_failed_wait:
-            raise _RequestFailed(
-                f"{route}: not sent: failed requests to {self.base_url} already took "
-                f"{self.stats.failed_wait_s:.0f} s (max_failed_wait {self.max_failed_wait:.0f} s)"
-            )
+        return self.retry.attempt(send, route)
 
     def _redact(self, text: str) -> str:
         """``text`` without the key or URL credentials (some proxies echo request headers in
@@ -172,20 +114,6 @@ class OpenAICompatibleLLM(LLM):
         for secret in self._secrets:
             text = text.replace(secret, "<credentials>")
         return text
-
-    def _map(self, fn: Callable[[Any], T], items: Sequence[Any], failed: T) -> list[T]:
-        """``fn`` over items, ``max_concurrency`` at a time; a failed item becomes ``failed``."""
-
-        def one(item: Any) -> T:
-            try:
-                return fn(item)
-            except _RequestFailed as error:
-                self.stats.add(failures=1)
-                logger.error("LLM call failed (%d failures so far): %s", self.stats.failures, error)
-                return failed
-
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            return list(pool.map(one, items))
 
     def generate(
         self,
@@ -215,13 +143,13 @@ class OpenAICompatibleLLM(LLM):
             finish = "length" if choice.get("finish_reason") == "length" else "stop"
             return Generation(text, finish, int(usage.get("completion_tokens") or 0))
 
-        return self._map(one, prompts, Generation("", "error", 0))
+        return self.retry.map(one, prompts, Generation("", "error", 0), self.max_concurrency)
 
     def _choice(self, route: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         response = self._post(route, body)
         choices = response.get("choices") or []
         if not choices:
-            raise _RequestFailed(f"{route}: response has no choices: {str(response)[:200]}")
+            raise ItemFailed(f"{route}: response has no choices: {str(response)[:200]}")
         return choices[0], response.get("usage") or {}
 
     def score(
@@ -243,9 +171,8 @@ class OpenAICompatibleLLM(LLM):
             choice, _ = self._choice("/completions", body)
             return continuation_score(choice.get("logprobs"), len(context), len(continuation))
 
-        return self._map(
-            one, list(zip(contexts, continuations, strict=True)), ContinuationScore(math.nan, ())
-        )
+        pairs = list(zip(contexts, continuations, strict=True))
+        return self.retry.map(one, pairs, ContinuationScore(math.nan, ()), self.max_concurrency)
 
 
 def split_credentials(url: str) -> tuple[str, str | None]:
