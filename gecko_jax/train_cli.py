@@ -139,9 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         parse_gin(args.gin_file, args.gin_param, args.gin_search_path)
+        _build_train_config()
         make_dir(args.workdir)  # an unreachable workdir stops the run before any work
     except (GinFileError, PathError) as error:
         parser.error(str(error))
+    except (TypeError, ValueError) as error:  # a setting TrainConfig refuses
+        parser.error(_first_line(error))
     try:
         run(workdir=args.workdir)
     except TrainingDivergedError as error:
@@ -153,6 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     except PathError as error:  # e.g. an init_from the filesystem cannot reach
         parser.error(f"cannot start: {_first_line(error)}")
     return 0
+
+
+def _build_train_config() -> None:
+    """Build the run's TrainConfig as gin will for ``gecko.run`` (scopes included), so a value
+    of the wrong type or range is a usage error before any model loads."""
+    try:
+        reference = gin.query_parameter("gecko.run.config")
+    except ValueError:  # not bound: run() names what is missing
+        return
+    if isinstance(reference, gin.config.ConfigurableReference) and reference.evaluate:
+        reference.scoped_configurable_fn()
 
 
 def _first_line(error: Exception) -> str:

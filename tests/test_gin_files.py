@@ -82,3 +82,24 @@ def test_a_missing_gin_file_is_a_usage_error_before_anything_is_written(
     stderr = capsys.readouterr().err
     assert "usage:" in stderr and "Unable to open file: nope.gin" in stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "binding, message",
+    [
+        ("gecko.TrainConfig.total_steps = 'many'", "TrainConfig.total_steps must be int"),
+        ("gecko.TrainConfig.learning_rate = '1e-3'", "TrainConfig.learning_rate must be float"),
+        ("gecko.TrainConfig.schedule = 'wavy'", "schedule must be linear, cosine or constant"),
+    ],
+)
+def test_a_train_setting_of_the_wrong_type_is_a_usage_error_before_any_work(
+    gin_scratch, binding, message, tmp_path, capsys
+):
+    workdir = tmp_path / "run"
+    tiny = str(CHECKOUT / "gin_configs" / "runs" / "tiny.gin")
+    argv = [f"--gin_file={tiny}", f"--workdir={workdir}", f"--gin_param={binding}"]
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(argv)
+    assert exit_info.value.code == 2
+    assert f"gecko-train: error: {message}" in capsys.readouterr().err
+    assert not workdir.exists()

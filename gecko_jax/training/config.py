@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
+from gecko_jax.config_types import check_field_types
 from gecko_jax.losses import DEFAULT_TEMPERATURE
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.partitioning import MeshConfig
@@ -46,15 +48,16 @@ class TrainConfig:
     async_checkpointing: bool = True
     log_every: int = 1
     eval_every: int = 0
-    init_from: str | None = None
+    init_from: str | os.PathLike | None = None
     # What the run records to be loadable as a model (``training.run_model``): the tokenizer
     # file (or model folder) its inputs were made with, and the max_length to encode with.
     # Both default to the init_from model's; the max_length then to ``model.max_length``.
-    tokenizer: str | None = None
+    tokenizer: str | os.PathLike | None = None
     inference_max_length: int | None = None
     peak_flops_per_device: float | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.schedule not in ("linear", "cosine", "constant"):
             raise ValueError(f"schedule must be linear, cosine or constant, got {self.schedule!r}")
         if self.total_steps < 1 or self.global_batch_size < 1:
