@@ -437,3 +437,19 @@ def test_a_count_flag_below_one_is_a_usage_error(value, capsys):
         cli.main(["all", "--passages", "p.jsonl", "--out", "o", "--max-passages", value])
     assert exit_info.value.code == 2
     assert "expected a whole number >= 1" in capsys.readouterr().err
+
+
+def test_scoring_batches_group_repeated_contexts_and_answers_keep_their_order():
+    from gecko_jax.fret.mine import _batched
+
+    contexts = ["p2", "p1", "p2", "p3", "p1", "p2"]  # query-major: a passage in several lists
+    rest = [f"q{i}" for i in range(len(contexts))]
+    sent = []
+
+    def call(batch_contexts, batch_rest):
+        sent.append(list(batch_contexts))
+        return [f"{c}|{r}" for c, r in zip(batch_contexts, batch_rest, strict=True)]
+
+    answers = _batched(call, contexts, rest, batch_size=3, desc="test")
+    assert answers == [f"{c}|{r}" for c, r in zip(contexts, rest, strict=True)]
+    assert sent == [["p1", "p1", "p2"], ["p2", "p2", "p3"]]

@@ -127,11 +127,19 @@ def _batched(
     batch_size: int,
     desc: str,
 ) -> list[T]:
-    """``call(contexts, rest)`` in batches, with a progress bar."""
-    out: list[T] = []
-    for start in tqdm(range(0, len(contexts), batch_size), desc=desc):
-        end = start + batch_size
-        out.extend(call(contexts[start:end], rest[start:end]))
+    """``call(contexts, rest)`` in batches, with a progress bar; results in the given order.
+
+    Pairs go out sorted by context: mining meets each passage in the candidate lists of about
+    N queries, and a backend that runs a repeated context once (JaxLLM) needs the repeats in
+    one batch. In query order they were spread over the whole run.
+    """
+    order = sorted(range(len(contexts)), key=contexts.__getitem__)
+    out: list[Any] = [None] * len(contexts)
+    for start in tqdm(range(0, len(order), batch_size), desc=desc):
+        chunk = order[start : start + batch_size]
+        answers = call([contexts[i] for i in chunk], [rest[i] for i in chunk])
+        for index, answer in zip(chunk, answers, strict=True):
+            out[index] = answer
     return out
 
 
