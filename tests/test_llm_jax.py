@@ -228,20 +228,26 @@ def test_greedy_generation_matches_transformers(llm, reference):
     ours = llm.generate(CHAT_PROMPTS, max_tokens=16)
     for prompt, generation in zip(CHAT_PROMPTS, ours, strict=True):
         ids = llm.tokenizer.encode(llm.tokenizer.render(prompt), at_start=True)
-        with torch.inference_mode():
-            out = model.generate(
-                torch.tensor([ids]),
-                max_new_tokens=16,
-                do_sample=False,
-                eos_token_id=sorted(llm.tokenizer.stop_ids),
-                pad_token_id=llm.tokenizer.eos_id,
-            )[0, len(ids) :].tolist()
-        ended = [k for k, t in enumerate(out) if t in llm.tokenizer.stop_ids]
-        new = out[: ended[0]] if ended else out
+        new, ended = _transformers_greedy(model, llm, ids, 16)
         assert generation.text == llm.tokenizer.decode(new)
         assert generation.num_tokens == len(new) + bool(ended)
         assert generation.finish_reason == ("stop" if ended else "length")
         assert generation.text
+
+
+def _transformers_greedy(model, llm, ids: list[int], max_new: int) -> tuple[list[int], bool]:
+    """transformers' greedy continuation of ``ids``, cut before its first end-of-generation
+    token, and whether it reached one."""
+    with torch.inference_mode():
+        out = model.generate(
+            torch.tensor([ids]),
+            max_new_tokens=max_new,
+            do_sample=False,
+            eos_token_id=sorted(llm.tokenizer.stop_ids),
+            pad_token_id=llm.tokenizer.eos_id,
+        )[0, len(ids) :].tolist()
+    ended = [k for k, t in enumerate(out) if t in llm.tokenizer.stop_ids]
+    return (out[: ended[0]] if ended else out), bool(ended)
 
 
 def test_greedy_generation_after_a_shared_prefix_matches_transformers(llm, reference):
@@ -252,16 +258,8 @@ def test_greedy_generation_after_a_shared_prefix_matches_transformers(llm, refer
     rendered = [llm.tokenizer.encode(llm.tokenizer.render(p), at_start=True) for p in prompts]
     assert _common_prefix(rendered) >= 64
     for ids, generation in zip(rendered, llm.generate(prompts, max_tokens=16), strict=True):
-        with torch.inference_mode():
-            out = model.generate(
-                torch.tensor([ids]),
-                max_new_tokens=16,
-                do_sample=False,
-                eos_token_id=sorted(llm.tokenizer.stop_ids),
-                pad_token_id=llm.tokenizer.eos_id,
-            )[0, len(ids) :].tolist()
-        ended = [k for k, t in enumerate(out) if t in llm.tokenizer.stop_ids]
-        assert generation.text == llm.tokenizer.decode(out[: ended[0]] if ended else out)
+        new, _ = _transformers_greedy(model, llm, ids, 16)
+        assert generation.text == llm.tokenizer.decode(new)
         assert generation.text
 
 
