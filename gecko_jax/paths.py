@@ -95,8 +95,7 @@ def copy_tree(source: PathLike, target: PathLike) -> None:
         if entry.is_dir():
             copy_tree(entry, target / entry.name)
             continue
-        with entry.open("rb") as reader, (target / entry.name).open("wb") as writer:
-            shutil.copyfileobj(reader, writer, _COPY_CHUNK)
+        _copy_file(entry, target / entry.name)
 
 
 def mirror_tree(source: PathLike, target: PathLike, skip: frozenset[str] = frozenset()) -> None:
@@ -114,8 +113,7 @@ def mirror_tree(source: PathLike, target: PathLike, skip: frozenset[str] = froze
         if entry.is_dir():
             mirror_tree(entry, target / name, skip)
             continue
-        with entry.open("rb") as reader, (target / name).open("wb") as writer:
-            shutil.copyfileobj(reader, writer, _COPY_CHUNK)
+        _copy_file(entry, target / name)
 
 
 @contextlib.contextmanager
@@ -136,11 +134,10 @@ def staged_folder(
     try:
         make_dir(target)
         copy_tree(target, local)
-    except PathError:
+    except Exception as error:  # as in make_dir: the stores' errors share no base class
         shutil.rmtree(local.parent, ignore_errors=True)
-        raise
-    except Exception as error:  # as in make_dir
-        shutil.rmtree(local.parent, ignore_errors=True)
+        if isinstance(error, PathError):
+            raise
         raise PathError(f"cannot read {target}: {_first_line(error)}") from error
 
     def sync() -> None:
@@ -153,6 +150,12 @@ def staged_folder(
             sync()
         finally:
             shutil.rmtree(local.parent, ignore_errors=True)
+
+
+def _copy_file(source: epath.Path, target: epath.Path) -> None:
+    """Stream one file between any two filesystems."""
+    with source.open("rb") as reader, target.open("wb") as writer:
+        shutil.copyfileobj(reader, writer, _COPY_CHUNK)
 
 
 def _first_line(error: BaseException) -> str:
