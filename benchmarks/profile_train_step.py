@@ -19,8 +19,8 @@ from pathlib import Path
 import jax
 from train_throughput import build_step
 
+from gecko_jax.core.partitioning import MeshConfig, create_mesh, mesh_context
 from gecko_jax.models.named_configs import get_named_config
-from gecko_jax.partitioning import MeshConfig, create_mesh, mesh_context
 
 
 def trace(out: Path, length: int, pairs: int, steps: int) -> None:

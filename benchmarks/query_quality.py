@@ -38,10 +38,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from gecko_jax.assets import smollm2_gguf_path
-    from gecko_jax.demo.corpus import wiki_seed_passages
+    from gecko_jax.core.assets import smollm2_gguf_path
     from gecko_jax.fret.generate import GenerateConfig, generate_queries
     from gecko_jax.llm import load_llm
+    from gecko_jax.recipes.demo.corpus import wiki_seed_passages
 
     cache_dir = Path(args.cache or tempfile.mkdtemp(prefix="query_quality_"))
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -61,9 +61,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from gecko_jax.evaluation.retrieval import exact_top_k
-    from gecko_jax.retrieval import IndexConfig, VectorIndex
-    from gecko_jax.retrieval.index import recall
+    from gecko_jax.search.exact import exact_top_k
+    from gecko_jax.search.scann_index import IndexConfig, VectorIndex, recall
 
     corpus, queries = clustered_data(args.corpus, args.queries, args.dim, args.clusters, args.seed)
     config = IndexConfig(seed=args.seed)

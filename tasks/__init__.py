@@ -7,8 +7,10 @@ nothing is read until a task is used. Typical use::
     import tasks
     tasks.register_fret("my_fret", "/data/fret/run1/fret.jsonl")
     tasks.add_mixture("my_mixture", {"my_fret": 1.0})
-    batcher = tasks.MixtureBatcher("my_mixture", seed=0, global_batch_size=256)
-    features = batcher.batch(step)   # gecko_jax.features.FIELDS, same for every (seed, step)
+    batcher = tasks.MixtureBatcher(
+        "my_mixture", seed=0, global_batch_size=256, tokenizer="tokenizer.json"
+    )
+    features = batcher.batch(step)   # gecko_jax.text.features.FIELDS, same for every (seed, step)
 """
 
 import tensorflow as tf

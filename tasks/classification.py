@@ -16,7 +16,9 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from gecko_jax.formats import DEFAULT_TEXT_FORMAT
+from gecko_jax.data.banking77 import BANKING77_FOLDER, SPLIT_FILE
+from gecko_jax.data.sources import HUB_COPIES, resolve_set
+from gecko_jax.text.formats import DEFAULT_TEXT_FORMAT
 from tasks import rng
 from tasks.records import Record
 from tasks.registry import add_task
@@ -59,7 +61,7 @@ class ClassificationSet:
 # in-domain train sets like these). Banking77's local file is PolyAI's CSV (text,category).
 DEFAULT_CLASSIFICATION_SETS = (
     ClassificationSet(
-        "banking77", "mteb/banking77", local_file="{split}.csv", rename={"category": "label"}
+        BANKING77_FOLDER, "mteb/banking77", local_file=SPLIT_FILE, rename={"category": "label"}
     ),
     ClassificationSet("amazon_counterfactual", "mteb/amazon_counterfactual", "en"),
     ClassificationSet("amazon_polarity", "mteb/amazon_polarity"),
@@ -129,13 +131,19 @@ def register_classification_set(
     text_format: str = DEFAULT_TEXT_FORMAT,
 ) -> str:
     """Registers ``gecko_ft_cls_{name}``: hub rows, or local files under ``data_dir/name``."""
-    folder = local_dir(data_dir, spec.name)
-    return add_task(
-        spec.task_name,
-        lambda split: triple_records(spec, spec.table.rows(split, folder), seed),
-        symmetric=True,
-        text_format=text_format,
-    )
+
+    def read(split: str) -> Iterator[Record]:
+        return triple_records(spec, spec.table.rows(split, _folder(spec.name, data_dir)), seed)
+
+    return add_task(spec.task_name, read, symmetric=True, text_format=text_format)
+
+
+def _folder(name: str, data_dir: str | None) -> str | None:
+    """The set's local folder: under ``data_dir``, else, for a set with a pinned hub copy, that
+    copy in the cache; None reads the set's ``hf_path`` through ``datasets``."""
+    if name in HUB_COPIES:
+        return str(resolve_set(name, data_dir))
+    return local_dir(data_dir, name)
 
 
 def classification_set(name: str) -> ClassificationSet:

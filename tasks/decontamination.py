@@ -1,7 +1,7 @@
 """Drops training examples whose query or positive is an evaluation text.
 
 Texts match after normalisation (lowercase, whitespace folded) through
-:func:`gecko_jax.features.text_hash`, the project's one definition of "same text". That hash
+:func:`gecko_jax.text.features.text_hash`, the project's one definition of "same text". That hash
 is 32 bits, so a training text falsely matches with probability ~ (evaluation texts) / 2**32:
 0.02% against a 1M-text evaluation corpus, ~1% against all of BEIR's corpora.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from gecko_jax.features import text_hash
+from gecko_jax.text.features import text_hash
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ defaults at local data:
   ``$GECKO_DATA_DIR/{name}/`` (``{split}.jsonl``; Banking77 ``{split}.csv``; FEVER in BEIR
   layout; STS Benchmark's official ``stsbenchmark/sts-{split}.csv``) instead of the Hugging
   Face hub. The folder names are the sets' ``name`` fields.
-- ``GECKO_FRET_FILES``: the glob of FRet files (default ``~/gecko_data/fret/*/fret.jsonl``).
+- ``GECKO_FRET_FILES``: the glob of FRet files (default ``~/gecko_data/fret/*/fret*.jsonl``:
+  each run folder's ``fret.jsonl``, or the shards ``gecko-fret-beam`` writes).
 
 Call :func:`register_defaults` again to re-point them from Python (tests do, at fixtures).
 """
@@ -18,26 +19,27 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from tasks.classification import (
-    DEFAULT_CLASSIFICATION_SETS,
-    ClassificationSet,
-    register_classification_set,
-)
-from tasks.finetune import (
+from gecko_jax.fret.records import FRET_FILES
+from tasks.academic import (
     ACADEMIC_SETS,
     MIRACL_LANGUAGES,
     AcademicSet,
     miracl_set,
     register_academic_set,
 )
+from tasks.classification import (
+    DEFAULT_CLASSIFICATION_SETS,
+    ClassificationSet,
+    register_classification_set,
+)
 from tasks.fret import register_fret
 from tasks.mixtures import MULTILINGUAL_SHARES, UNIFIED_SHARES, group_rates
-from tasks.pretrain import PAIR_SETS, register_pair_set, register_wiki_tasks
 from tasks.registry import add_mixture
 from tasks.sts import StsPairSet, register_sts_pairs
+from tasks.text_pairs import PAIR_SETS, register_pair_set, register_wiki_tasks
 
 FRET_TASK = "gecko_fret"
-DEFAULT_FRET_PATTERN = "~/gecko_data/fret/*/fret.jsonl"
+DEFAULT_FRET_PATTERN = "~/gecko_data/fret/*/" + FRET_FILES
 PRE_FINETUNE = "gecko_pre_finetune"
 UNIFIED_FINETUNE = "gecko_unified_finetune"
 UNIFIED_FINETUNE_MULTILINGUAL = "gecko_unified_finetune_multilingual"

@@ -1,4 +1,4 @@
-"""Formatted texts -> the trainer's features (:mod:`gecko_jax.features`).
+"""Formatted texts -> the trainer's features (:mod:`gecko_jax.text.features`).
 
 Token fields are padded to fixed per-field lengths, so every batch has one shape and the
 train step compiles once. Truncation is counted by the tokenizer (``tokenizer.truncation``)
@@ -15,9 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gecko_jax.assets import minilm_path
-from gecko_jax.features import text_hash, validate_batch
-from gecko_jax.tokenizers import Tokenizer, load_tokenizer
+from gecko_jax.text.features import text_hash, validate_batch
+from gecko_jax.text.tokenizers import Tokenizer, load_tokenizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,12 +39,12 @@ class FeatureConverter:
 
     def __init__(
         self,
-        tokenizer: Tokenizer | str | os.PathLike[str] | None = None,
+        tokenizer: Tokenizer | str | os.PathLike[str],
         lengths: FeatureLengths = DEFAULT_LENGTHS,
     ) -> None:
-        """``tokenizer``: a Tokenizer, or a tokenizer file / model folder (default MiniLM)."""
+        """``tokenizer``: a Tokenizer, or a tokenizer file / model folder."""
         if not isinstance(tokenizer, Tokenizer):
-            tokenizer = load_tokenizer(tokenizer or minilm_path())
+            tokenizer = load_tokenizer(tokenizer)
         self.tokenizer = tokenizer
         self.lengths = lengths
 

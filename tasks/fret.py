@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from gecko_jax.formats import DEFAULT_TEXT_FORMAT
+from gecko_jax.fret.records import TRAINING_FIELDS
+from gecko_jax.text.formats import DEFAULT_TEXT_FORMAT
 from tasks.records import Record
 from tasks.registry import add_task
 from tasks.sources import (
@@ -23,8 +24,6 @@ from tasks.sources import (
     list_files,
     read_jsonl,
 )
-
-REQUIRED_FIELDS = ("task", "query", "positive.text")
 
 
 def fret_records(
@@ -65,10 +64,10 @@ def register_fret(
     fails then, with an error naming it, and not at registration. ``uniform_task_sampling``
     balances the values of ``task_type_field``: the task description by default, which works
     when the pipeline writes one description per task type; name another field otherwise.
-    ``text_format`` names the :mod:`gecko_jax.formats` template (Table 7's ablation).
+    ``text_format`` names the :mod:`gecko_jax.text.formats` template (Table 7's ablation).
     """
     group_field = task_type_field if uniform_task_sampling else None
-    required = (*REQUIRED_FIELDS, *([group_field] if group_field else []))
+    required = (*TRAINING_FIELDS, *([group_field] if group_field else []))
 
     def read(split: str) -> Iterator[Record]:
         del split  # FRet runs have one split.

@@ -11,6 +11,7 @@ import gin
 import numpy as np
 import seqio
 
+from gecko_jax.core.assets import minilm_path
 from tasks.classification import classification_set
 from tasks.defaults import register_defaults
 from tasks.feature_converter import FeatureLengths
@@ -32,6 +33,8 @@ def mixture_batcher(
 ) -> Callable[[int], dict[str, np.ndarray]]:
     """``batch(step)`` over a registered mixture or task, this host's shard of each batch.
 
+    ``tokenizer``: a tokenizer file or model folder; None reads the offline MiniLM's.
+
     ``classification_sets`` re-registers the default tasks with only these of
     ``tasks.classification.DEFAULT_CLASSIFICATION_SETS`` in the unified mixtures: a run on
     local data (``GECKO_DATA_DIR``) names the sets it has files for.
@@ -47,6 +50,6 @@ def mixture_batcher(
         shard_info=seqio.ShardInfo(index=process_index, num_shards=process_count),
         single_task_batches=single_task_batches,
         lengths=FeatureLengths(query_length, passage_length, passage_length),
-        tokenizer=tokenizer,
+        tokenizer=tokenizer or minilm_path(),
     )
     return batcher.batch

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import seqio
 
-from gecko_jax.tokenizers import Tokenizer
+from gecko_jax.text.tokenizers import Tokenizer
 from tasks import rng
 from tasks.decontamination import decontaminate
 from tasks.feature_converter import DEFAULT_LENGTHS, FeatureConverter, FeatureLengths
@@ -56,7 +56,7 @@ class MixtureBatcher:
     """Batches of trainer features for a seqio mixture (or a single task), by step.
 
     ``batch(step)`` returns this host's ``global_batch_size / shard_info.num_shards`` rows as
-    :data:`gecko_jax.features.FIELDS`; ``task_id`` indexes ``task_names`` (the mixture's
+    :data:`gecko_jax.text.features.FIELDS`; ``task_id`` indexes ``task_names`` (the mixture's
     tasks, sorted). ``single_task_batches`` draws each batch from one task, since in-batch
     negatives from unrelated tasks teach nothing (Gemini Embedding does the same).
     ``eval_texts`` (evaluation queries and corpus) are removed from the training examples;
@@ -71,8 +71,8 @@ class MixtureBatcher:
         global_batch_size: int,
         shard_info: seqio.ShardInfo | None = None,
         single_task_batches: bool = True,
+        tokenizer: Tokenizer | str | os.PathLike[str],
         lengths: FeatureLengths = DEFAULT_LENGTHS,
-        tokenizer: Tokenizer | str | os.PathLike[str] | None = None,
         split: str = "train",
         eval_texts: Iterable[str] = (),
     ) -> None:

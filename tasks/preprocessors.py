@@ -3,7 +3,7 @@
 Asymmetric tasks: query ``task: {task} | query: {query}``, positive and negative
 ``title: {title} | text: {text}``. Symmetric tasks format the positive and the hard negative
 like the query (``task: {task} | query: {text}``). Pre-finetuning uses the asymmetric form, so
-the task feature is on the query only (Eq. 1). The templates live in :mod:`gecko_jax.formats`
+the task feature is on the query only (Eq. 1). The templates live in :mod:`gecko_jax.text.formats`
 (shared with the encoder, by name: ``text_format``, the paper's by default); this module only
 decides which template each text gets.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from gecko_jax.formats import DEFAULT_TEXT_FORMAT, format_document, format_query
+from gecko_jax.text.formats import DEFAULT_TEXT_FORMAT, format_document, format_query
 from tasks.records import STRING_FIELDS, with_uid
 
 FORMATTED_FIELDS = ("formatted_query", "formatted_positive", "formatted_negative")

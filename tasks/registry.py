@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import seqio
 
-from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
+from gecko_jax.text.formats import DEFAULT_TEXT_FORMAT, check_text_format
 from tasks.preprocessors import OUTPUT_FEATURES, unified_format
 from tasks.records import Record, record_source
 

@@ -13,17 +13,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from gecko_jax.evaluation.instructions import STS_TASK
-from gecko_jax.evaluation.sts import STSB_FOLDER, STSPairs, load_stsb, load_stsb_hf
-from gecko_jax.formats import DEFAULT_TEXT_FORMAT
+from gecko_jax.data.sources import resolve_set
+from gecko_jax.data.stsb import STSB_FOLDER, STSPairs, load_stsb
+from gecko_jax.text.formats import DEFAULT_TEXT_FORMAT
+from gecko_jax.text.instructions import STS_TASK
 from tasks.records import Record
 from tasks.registry import add_task
-from tasks.sources import local_dir
 
 
 @dataclasses.dataclass(frozen=True)
 class StsPairSet:
-    """STS Benchmark pairs: the official files under ``{data_dir}/stsbenchmark`` or the hub."""
+    """STS Benchmark pairs: the official files under ``{data_dir}/stsbenchmark``, else their
+    hub copy (:func:`gecko_jax.data.sources.resolve_set`)."""
 
     min_score: float = 4.0
     task: str = STS_TASK
@@ -49,11 +50,10 @@ def register_sts_pairs(
     data_dir: str | None = None,
     text_format: str = DEFAULT_TEXT_FORMAT,
 ) -> str:
-    """Registers ``gecko_ft_sts_{name}``: local official files when ``data_dir`` is given."""
-    folder = local_dir(data_dir, STSB_FOLDER)
+    """Registers ``gecko_ft_sts_{name}``, read from ``data_dir`` or the hub copy when read."""
 
     def read(split: str) -> Iterator[Record]:
-        pairs = load_stsb(folder, split) if folder else load_stsb_hf(split)
+        pairs = load_stsb(resolve_set(STSB_FOLDER, data_dir), split)
         return similar_pair_records(pairs, spec.min_score, spec.task)
 
     return add_task(spec.task_name, read, symmetric=True, text_format=text_format)

@@ -10,18 +10,18 @@ import pytest
 from conftest import TINY_DEMO_EVAL_LIMIT
 
 from gecko_jax import Encoder
-from gecko_jax.ablations import AblationCell, AblationPlan, Labels, relabel
-from gecko_jax.ablations.cli import load_plan, main
-from gecko_jax.ablations.labels import changed_share
-from gecko_jax.ablations.report import summarize
-from gecko_jax.ablations.runner import TruncatedEncoder, demo_config_for
-from gecko_jax.demo.config import DemoConfig
+from gecko_jax.cli.ablate import load_plan, main
+from gecko_jax.core.stages import EXIT_STAGE_CHANGED
 from gecko_jax.evaluation.suite import evaluate_task, load_task
-from gecko_jax.formats import format_document, format_query
 from gecko_jax.fret.passages import Passage
-from gecko_jax.fret.pipeline import read_jsonl
+from gecko_jax.fret.records import read_jsonl
 from gecko_jax.models.config import DualEncoderConfig
-from gecko_jax.stages import EXIT_STAGE_CHANGED
+from gecko_jax.recipes.ablations import AblationCell, AblationPlan, Labels, relabel
+from gecko_jax.recipes.ablations.labels import changed_share, fused_scores
+from gecko_jax.recipes.ablations.report import summarize
+from gecko_jax.recipes.ablations.runner import TruncatedEncoder
+from gecko_jax.recipes.finetune import FinetuneConfig
+from gecko_jax.text.formats import format_document, format_query
 from tasks.preprocessors import format_texts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ RECORD = {
 
 
 def _labels(positive="llm", negative="nth", reranker=("query_likelihood", "relevance"), seed=0):
-    (out,) = relabel([RECORD], PASSAGES, Labels(positive, negative, reranker), seed)
+    (out,) = relabel([RECORD], PASSAGES, Labels(positive, negative, reranker), seed, 0.0)
     return out["positive"]["id"], out["negative"] and out["negative"]["id"]
 
 
@@ -70,14 +70,21 @@ def test_relabel_picks_known_labels(positive, negative, reranker, expected):
 def test_relabel_applies_the_mining_guard(seed_id, guard, expected):
     """RRF(QL, retriever): a = 1/2 + 1, c = 1 + 1/3, b = 1/3 + 1/2, d = 1/4 + 1/4."""
     labels = Labels("llm", "nth", ("query_likelihood", "retriever"), guard)
-    (out,) = relabel([{**RECORD, "seed_id": seed_id}], PASSAGES, labels, 0)
+    (out,) = relabel([{**RECORD, "seed_id": seed_id}], PASSAGES, labels, 0, 0.0)
     assert (out["positive"]["id"], out["negative"]["id"]) == expected
+
+
+def test_relabel_fuses_with_the_mining_configs_rrf_k():
+    """RRF over the members' ranks (QL: a 2, b 3, c 1, d 4; RC: 1, 2, 4, 3) with the k given."""
+    for k in (0.0, 60.0):
+        expected = [1 / (k + q) + 1 / (k + r) for q, r in [(2, 1), (3, 2), (1, 4), (4, 3)]]
+        np.testing.assert_allclose(fused_scores(RECORD, Labels(), k), expected)
 
 
 def test_relabel_applies_the_false_negative_guard():
     # p_N is d, 2 below the positive a under both scorers; b and c are closer still.
     def negative(margin):
-        (out,) = relabel([RECORD], PASSAGES, Labels(false_negative_margin=margin), 0)
+        (out,) = relabel([RECORD], PASSAGES, Labels(false_negative_margin=margin), 0, 0.0)
         return out["negative"] and out["negative"]["id"]
 
     assert negative(None) == negative(0.0) == negative(1.5) == "d"
@@ -94,7 +101,7 @@ def test_random_negatives_are_seeded_draws_from_the_other_candidates(positive, e
 
 
 def test_relabel_keeps_what_training_reads():
-    (out,) = relabel([RECORD], PASSAGES, Labels("seed", "none"), 0)
+    (out,) = relabel([RECORD], PASSAGES, Labels("seed", "none"), 0, 0.0)
     assert out == {
         "task": "search result",
         "query": "q",
@@ -103,7 +110,7 @@ def test_relabel_keeps_what_training_reads():
         "negative": None,
     }
     with pytest.raises(ValueError, match="not among"):
-        relabel([{**RECORD, "seed_id": "z"}], PASSAGES, Labels("seed"), 0)
+        relabel([{**RECORD, "seed_id": "z"}], PASSAGES, Labels("seed"), 0, 0.0)
     with pytest.raises(ValueError, match="negative"):
         Labels(negative="kth")
 
@@ -190,7 +197,7 @@ def test_every_shipped_plan_parses():
 
 
 def test_loading_a_plan_leaves_gin_unlocked():
-    # Locked, gin refuses new configurables: importing gecko_jax.fret.cli afterwards failed.
+    # Locked, gin refuses new configurables: importing gecko_jax.cli.fret afterwards failed.
     load_plan(["gin_configs/ablations/all.gin"])
     assert not gin.config_is_locked()
 
@@ -208,19 +215,19 @@ def test_a_control_without_fret_trains_on_the_symmetric_sets_alone():
     with pytest.raises(ValueError, match="symmetric_sets"):
         AblationPlan((AblationCell(), control))
     AblationPlan((AblationCell(), control), symmetric_sets=("stsb",))
-    demo = DemoConfig(symmetric_sets=("stsb",))
+    demo = FinetuneConfig(symmetric_sets=("stsb",))
     (training,) = control.trainings()
-    assert demo_config_for(demo, training, 384).fret_share == 0.0
+    assert training.finetune_config(demo, 384).fret_share == 0.0
     (with_fret,) = AblationCell().trainings()
-    assert demo_config_for(demo, with_fret, 384).fret_share == demo.fret_share
+    assert with_fret.finetune_config(demo, 384) == demo
     assert training.key != with_fret.key
 
 
 def test_changed_share_counts_examples_with_other_labels():
-    records = relabel([RECORD] * 4, PASSAGES, Labels(), 0)
+    records = relabel([RECORD] * 4, PASSAGES, Labels(), 0, 0.0)
     assert changed_share(records, records) == 0.0
-    assert changed_share(records, relabel([RECORD] * 4, PASSAGES, Labels("seed"), 0)) == 1.0
-    random = relabel([RECORD] * 4, PASSAGES, Labels("llm", "random"), 0)
+    assert changed_share(records, relabel([RECORD] * 4, PASSAGES, Labels("seed"), 0, 0.0)) == 1.0
+    random = relabel([RECORD] * 4, PASSAGES, Labels("llm", "random"), 0, 0.0)
     assert changed_share(records, random) == np.mean([r["negative"]["id"] != "d" for r in random])
 
 
@@ -274,7 +281,7 @@ def test_miniature_table_rows_come_from_the_evaluators(ablation_run):
     assert [c["name"] for c in result["plan"]["cells"]] == ["baseline", "seed_none"]
     assert result["environment"]["packages"]["jax"]
     rows = {(r["cell"], r["task"], r["metric"]): r for r in result["rows"]}
-    steps = json.loads((demo / "results.json").read_text())["config"]["steps"]
+    steps = json.loads((demo / "results.json").read_text())["config"]["finetune"]["total_steps"]
     for cell, key in RUNS.items():
         saved = json.loads((out / "runs" / key / "seed_0" / "result.json").read_text())
         # A fixed budget: every run keeps its last step, never the unchanged base model.
@@ -317,13 +324,14 @@ def test_miniature_labels_come_from_the_stored_scores(ablation_run):
     demo_labels = Labels(
         "llm",
         "nth",
-        tuple(config["fusion"]),
-        config["relabel_guard"],
-        config["false_negative_margin"],
+        tuple(config["mine"]["fusion"]),
+        config["mine"]["relabel_guard"],
+        config["mine"]["false_negative_margin"],
     )
-    assert labels(relabel(train, passages, demo_labels, 0)) == labels(train)
+    rrf_k = config["mine"]["rrf_k"]
+    assert labels(relabel(train, passages, demo_labels, 0, rrf_k)) == labels(train)
     # The baseline cell labels by the paper's rule: p_1 and p_N of RRF(QL, RC), unguarded.
-    assert labels(baseline) == labels(relabel(train, passages, Labels(), 0))
+    assert labels(baseline) == labels(relabel(train, passages, Labels(), 0, rrf_k))
     assert all(r["positive"]["id"] == r["seed_id"] and r["negative"] is None for r in seed_none)
     # Every seed_none example loses its negative, so all of its labels changed.
     result = json.loads((out / "results.json").read_text())
@@ -344,5 +352,5 @@ def test_rerun_with_another_model_selection_is_refused(ablation_run, caplog):
     before = (out / "results.json").read_text()
     code = main([*argv, "--gin_param", "gecko.AblationPlan.model_selection = 'heldout'"])
     assert code == EXIT_STAGE_CHANGED
-    assert 'config.model_selection ("last" -> "heldout")' in caplog.text
+    assert 'config.finetune.model_selection ("last" -> "heldout")' in caplog.text
     assert "--restart" in caplog.text and (out / "results.json").read_text() == before

@@ -7,7 +7,7 @@ import pytest
 from conftest import DEMO_SEED_PASSAGES, SHARED_DATA, TINY_DEMO_EVAL_LIMIT
 
 from gecko_jax import Encoder
-from gecko_jax.cli import main
+from gecko_jax.cli.demo import main
 from gecko_jax.evaluation.suite import evaluate_task, load_task
 
 
@@ -19,7 +19,7 @@ def test_demo_table_comes_from_the_evaluators(tiny_demo):
     out, _ = tiny_demo
     result = json.loads((out / "results.json").read_text())
     # The gin bindings and flags reached the run.
-    assert result["config"]["seeds"] == [0, 1] and result["config"]["num_candidates"] == 3
+    assert result["config"]["seeds"] == [0, 1] and result["config"]["mine"]["num_candidates"] == 3
     assert len(_lines(out / "passages.jsonl")) == len(DEMO_SEED_PASSAGES)
     table = {(row["task"], row["metric"]): row for row in result["table"]}
     assert ("wiki_retrieval", "ndcg@10") in table
@@ -56,7 +56,8 @@ def test_demo_table_comes_from_the_evaluators(tiny_demo):
         assert result["training_mixture"] == {"fret_share": 0.5, "sets": ["banking77", "stsb"]}
         assert any(line.startswith("stsb* ") for line in _lines(out / "table.txt"))
     # A fixed budget by default: every seed keeps its last step.
-    assert {r["best_step"] for r in result["fine_tune"].values()} == {result["config"]["steps"]}
+    steps = result["config"]["finetune"]["total_steps"]
+    assert {r["best_step"] for r in result["fine_tune"].values()} == {steps}
     assert 0.0 <= result["heldout_base_mrr@10"] <= 1.0
     for name in ("training", "rank_changes", "positive_changed"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 5000
@@ -78,9 +79,9 @@ def test_demo_rerun_resumes_without_redoing_work(tiny_demo, capsys):
 
 
 def test_demo_llm_kwargs_from_gin_reach_fret(tmp_path, monkeypatch):
-    """``gecko.DemoConfig.llm_kwargs`` goes to ``run_fret`` (stopped there: no LLM runs)."""
-    from gecko_jax.cli import _demo_config, build_parser
-    from gecko_jax.demo import run as demo_run
+    """``gecko.fret_run.llm_kwargs`` goes to ``run_fret`` (stopped there: no LLM runs)."""
+    from gecko_jax.cli.demo import _demo_config, build_parser
+    from gecko_jax.recipes.demo import run as demo_run
 
     class Stop(Exception):
         pass
@@ -94,7 +95,7 @@ def test_demo_llm_kwargs_from_gin_reach_fret(tmp_path, monkeypatch):
         "".join(json.dumps({"id": t, "title": t, "text": x}) + "\n" for t, x in DEMO_SEED_PASSAGES)
     )
     argv = ["demo", "--out", str(tmp_path / "out"), "--passages", str(passages)]
-    argv += ["--gin_param", "gecko.DemoConfig.llm_kwargs = {'batch_size': 8}"]
+    argv += ["--gin_param", "gecko.fret_run.llm_kwargs = {'batch_size': 8}"]
     argv += ["--gin_param", "gecko.DemoConfig.eval_tasks = ()"]
     config = _demo_config(build_parser().parse_args(argv))
     with pytest.raises(Stop) as stopped:
@@ -104,8 +105,8 @@ def test_demo_llm_kwargs_from_gin_reach_fret(tmp_path, monkeypatch):
 
 def test_demo_divergence_is_one_line_and_exit_3(monkeypatch, caplog, tmp_path):
     """A fine-tune that diverges ends the demo as it ends gecko-train: status 3, no traceback."""
-    import gecko_jax.cli as cli
-    from gecko_jax.training.trainer import TrainingDivergedError
+    import gecko_jax.cli.demo as cli
+    from gecko_jax.training.hooks import TrainingDivergedError
 
     def diverge(args):
         raise TrainingDivergedError("5 consecutive steps skipped (non-finite loss)")

@@ -1,4 +1,4 @@
-"""The demo's fine-tuning data: FRet plus the symmetric sets whose folders exist."""
+"""A recipe's fine-tuning data: FRet plus the symmetric sets whose folders exist."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ import pytest
 import seqio
 
 import tasks
-from gecko_jax.demo.config import DemoConfig
-from gecko_jax.demo.mixture import (
+from gecko_jax.core.assets import minilm_path
+from gecko_jax.recipes.finetune import FinetuneConfig
+from gecko_jax.recipes.mixture import (
     FRET_TASK,
     MIXTURE,
     missing_symmetric_sets,
     register_training_data,
 )
+
+MINILM = minilm_path()
 
 TESTS = Path(__file__).resolve().parent
 FRET = TESTS / "fixtures" / "tasks" / "fret" / "run1" / "fret.jsonl"
@@ -52,7 +55,7 @@ def test_fret_gets_its_share_and_the_sets_split_the_rest() -> None:
 
 def test_a_control_without_fret_needs_a_symmetric_set(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="fret_share"):
-        DemoConfig(fret_share=0.0, symmetric_sets=())
+        FinetuneConfig(fret_share=0.0, symmetric_sets=())
     with pytest.raises(ValueError, match="none of"):
         register_training_data(FRET, ("stsb",), 0.0, str(tmp_path), "gecko", 0)
 
@@ -65,7 +68,7 @@ def test_one_fret_file_in_two_folders_trains_on_the_same_batches(tmp_path: Path)
         copy.parent.mkdir(parents=True)
         shutil.copyfile(FRET, copy)
         name = register_training_data(copy, (), 1.0, None, "gecko", 0)
-        batcher = tasks.MixtureBatcher(name, seed=3, global_batch_size=4)
+        batcher = tasks.MixtureBatcher(name, seed=3, global_batch_size=4, tokenizer=MINILM)
         batches.append([batcher.batch(step) for step in range(6)])
     for first, second in zip(*batches, strict=True):
         for field in first:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gecko_jax import Encoder
-from gecko_jax.formats import format_document, format_query
+from gecko_jax.text.formats import format_document, format_query
 
 
 def test_empty_list_gives_empty_matrix(minilm_encoder):

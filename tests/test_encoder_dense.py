@@ -19,9 +19,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.models import Dense
 
 from gecko_jax import Encoder
-from gecko_jax.export import export_sentence_transformers
+from gecko_jax.model_io.sentence_transformers import export_sentence_transformers
+from gecko_jax.model_io.st_modules import read_pooling
 from gecko_jax.models.config import DualEncoderConfig
-from gecko_jax.st_folder import read_pooling
 from gecko_jax.training.config import TrainConfig
 from gecko_jax.training.trainer import _load_init_params
 
@@ -183,7 +183,7 @@ def test_pooling_configs_old_and_new(tmp_path, config, expected):
 )
 def test_pooling_without_prompt_tokens_is_loaded_with_a_warning(tmp_path, caplog, config, warns):
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with caplog.at_level("WARNING", logger="gecko_jax.st_folder"):
+    with caplog.at_level("WARNING", logger="gecko_jax.model_io.st_modules"):
         assert read_pooling(tmp_path) == config["pooling_mode"]
     assert ("include_prompt is false" in caplog.text) == warns
 

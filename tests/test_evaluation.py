@@ -11,24 +11,18 @@ from conftest import SHARED_DATA
 from scipy import stats
 from sklearn.metrics import v_measure_score
 
-from gecko_jax.assets import AssetNotInstalledError
+from gecko_jax.cli.evaluate import main as gecko_eval
+from gecko_jax.core.assets import AssetNotInstalledError
+from gecko_jax.data.banking77 import load_banking77
+from gecko_jax.data.stsb import load_stsb
 from gecko_jax.evaluation import suite
-from gecko_jax.evaluation.classification import (
-    evaluate_classification,
-    load_banking77,
-    per_label_sample,
-)
-from gecko_jax.evaluation.cli import main as gecko_eval
+from gecko_jax.evaluation.classification import evaluate_classification, per_label_sample
 from gecko_jax.evaluation.clustering import evaluate_clustering
-from gecko_jax.evaluation.retrieval import (
-    evaluate_retrieval,
-    per_query_metrics,
-    retrieval_metrics,
-    single_relevant_metrics,
-)
-from gecko_jax.evaluation.sts import evaluate_sts, load_stsb
+from gecko_jax.evaluation.retrieval import evaluate_retrieval
+from gecko_jax.evaluation.sts import evaluate_sts
 from gecko_jax.evaluation.wiki_sets import wiki_description_retrieval, wiki_topic_clustering
-from gecko_jax.formats import format_query
+from gecko_jax.search.metrics import per_query_metrics, retrieval_metrics, single_relevant_metrics
+from gecko_jax.text.formats import format_query
 
 needs_data = pytest.mark.skipif(
     not (SHARED_DATA / "stsbenchmark").is_dir() or not (SHARED_DATA / "banking77").is_dir(),
@@ -341,7 +335,7 @@ def test_gecko_eval_cli_end_to_end(minilm_dir, tmp_path, capsys):
     (data_dir / "stsbenchmark").symlink_to(SHARED_DATA / "stsbenchmark")
     out = tmp_path / "results.json"
     argv = ["--model", str(minilm_dir), "--tasks", "stsb,banking77", "--limit", "10"]
-    assert gecko_eval([*argv, "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    assert gecko_eval([*argv, "--data_dir", str(data_dir), "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["limit"] == 10 and report["tasks"]["stsb"]["task"] == "semantic similarity"
     (run,) = report["runs"].values()

@@ -12,14 +12,16 @@ from safetensors.numpy import load_file
 from sentence_transformers import SentenceTransformer
 
 from gecko_jax import Encoder
-from gecko_jax.evaluation.instructions import TASK_STRINGS
-from gecko_jax.export import export_sentence_transformers
-from gecko_jax.export.cli import main
-from gecko_jax.export.sentence_transformers import sentence_transformers_prompts
-from gecko_jax.formats import TEXT_FORMATS, format_document, format_query
+from gecko_jax.cli.export import main
+from gecko_jax.model_io.sentence_transformers import (
+    export_sentence_transformers,
+    sentence_transformers_prompts,
+)
 from gecko_jax.models.bert import bert_params_from_hf
 from gecko_jax.models.config import DualEncoderConfig, EncoderConfig
 from gecko_jax.models.weights import params_to_hf
+from gecko_jax.text.formats import TEXT_FORMATS, format_document, format_query
+from gecko_jax.text.instructions import TASK_STRINGS
 
 MIN_COSINE = 0.9999
 N_TEXTS = 32
@@ -165,7 +167,9 @@ def test_t5_backbone_is_refused_with_a_pointer_to_the_gecko_format(minilm_encode
         "t5", vocab_size=32, hidden_size=8, num_layers=1, num_heads=2, intermediate_size=16
     )
     encoder = Encoder(DualEncoderConfig(t5), {}, minilm_encoder.tokenizer)
-    with pytest.raises(ValueError, match=r"BERT-family.*save_pretrained"):
+    with pytest.raises(
+        ValueError, match=r"no Hugging Face export for the .t5. backbone.*save_pretrained"
+    ):
         export_sentence_transformers(encoder, tmp_path / "t5")
     assert not (tmp_path / "t5").exists()
 

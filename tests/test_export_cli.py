@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 
 from gecko_jax import Encoder
-from gecko_jax.export import export_sentence_transformers
-from gecko_jax.export.folders import write_folder
+from gecko_jax.model_io.atomic import write_folder
+from gecko_jax.model_io.sentence_transformers import export_sentence_transformers
 from gecko_jax.models.dual_encoder import DualEncoder
 from gecko_jax.models.named_configs import get_named_config
 from gecko_jax.models.weights import WeightImportError
-from gecko_jax.tokenizers import load_tokenizer
+from gecko_jax.text.tokenizers import load_tokenizer
 
 GECKO_EXPORT = Path(sys.executable).parent / "gecko-export"
 ST_FILES = {

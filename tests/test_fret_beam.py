@@ -18,25 +18,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_openai import FakeOpenAI, PromptScoredOpenAI, serve
+from test_fret_format import manifest_field_names
+from test_tasks_fret import read as read_task
 
-from gecko_jax.assets import smollm2_gguf_path
+import tasks
+from gecko_jax.cli.fret_beam import beam_config, build_parser, main
+from gecko_jax.core.assets import smollm2_gguf_path
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
-from gecko_jax.evaluation.retrieval import exact_top_k
-from gecko_jax.fret import beam_handlers
-from gecko_jax.fret.beam_handlers import LLMGenerateHandler
-from gecko_jax.fret.beam_pipeline import (
-    GUARDS,
-    BeamFretConfig,
-    _mine_config,
-    _mine_section,
-    _parser,
-    main,
-    run,
-)
+from gecko_jax.fret.beam import handlers as beam_handlers
+from gecko_jax.fret.beam.handlers import LLMGenerateHandler
+from gecko_jax.fret.beam.pipeline import GUARDS, BeamFretConfig, _mine_section, run
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
-from gecko_jax.fret.pipeline import FRET, GENERATED, run_fret
-from gecko_jax.retrieval.candidates import merge_top_k
+from gecko_jax.fret.pipeline import run_fret
+from gecko_jax.fret.records import FRET, GENERATED, LLM_CACHE, LLM_CACHE_PARTS, MANIFEST_FIELDS
+from gecko_jax.search.candidates import merge_top_k
+from gecko_jax.search.exact import exact_top_k
+from tasks.defaults import FRET_TASK
 
 SPEC = "jax:" + str(smollm2_gguf_path())
 LLM_KWARGS = {"max_context": 1024, "batch_size": 8, "length_bucket": 128}
@@ -83,6 +81,8 @@ def assert_same_output(beam_dir: Path, fret_dir: Path, beam: dict, fret: dict) -
             np.testing.assert_allclose(other_scores[name], values, rtol=1e-5)
 
     assert beam["passages"] == fret["passages"]
+    schema = {f.name for f in MANIFEST_FIELDS}
+    assert manifest_field_names(beam) <= schema and manifest_field_names(fret) <= schema
     generate, fret_generate = dict(beam["generate"]), dict(fret["generate"])
     overlap = generate.pop("mean_word_overlap")
     assert overlap == pytest.approx(fret_generate.pop("mean_word_overlap"))
@@ -178,9 +178,9 @@ def test_cli_with_retries_equals_run_fret(
         mine_config=MineConfig(num_candidates=3),
     )
     args = ["--passages", str(passages), "--out", str(tmp_path / "beam"), "--llm", spec]
-    args += ["--encoder", str(minilm_dir), "--max-passages", "6", "--max-chars", str(MAX_CHARS)]
-    args += ["--max-overlap", "0.5", "--llm_arg", "max_concurrency=2"]
-    args += ["--num-candidates", "3", "--retrieval-shards", "3", "--share-models"]
+    args += ["--encoder", str(minilm_dir), "--max_passages", "6", "--max_chars", str(MAX_CHARS)]
+    args += ["--max_overlap", "0.5", "--llm_arg", "max_concurrency=2"]
+    args += ["--num_candidates", "3", "--retrieval_shards", "3", "--share_models"]
     # Address files that an earlier run on this machine left behind would make Beam reconnect
     # to a dead model server and load the model elsewhere, out of the count.
     for stale in Path(tempfile.gettempdir()).glob("gecko-*"):
@@ -201,7 +201,7 @@ def test_cli_with_retries_equals_run_fret(
 def test_cli_reads_llm_args_as_gecko_fret_does():
     args = ["--passages", "p.jsonl", "--out", "out", "--llm_arg", "max_context=1024"]
     args += ["--llm_arg", "batch_size=8", "--runner", "DirectRunner"]
-    parsed, pipeline_args = _parser().parse_known_args(args)
+    parsed, pipeline_args = build_parser().parse_known_args(args)
     assert dict(parsed.llm_arg) == {"max_context": 1024, "batch_size": 8}
     assert pipeline_args == ["--runner", "DirectRunner"]
 
@@ -304,12 +304,12 @@ def test_guards_equal_run_fret(
 
 
 def test_cli_reads_guard_flags_and_refuses_a_bad_one(capsys):
-    args = ["--passages", "p.jsonl", "--out", "out", "--num-candidates", "3"]
-    guards = ["--fusion", "relevance,retriever", "--round-trip-k", "2"]
-    guards += ["--relabel-guard", "margin", "--relabel-margin", "0.5"]
-    guards += ["--false-negative-margin", "1"]
-    parser = _parser()
-    config = _mine_config(parser, parser.parse_args(args + guards))
+    args = ["--passages", "p.jsonl", "--out", "out", "--llm", "openai:m", "--num_candidates", "3"]
+    guards = ["--fusion", "relevance,retriever", "--round_trip_k", "2"]
+    guards += ["--relabel_guard", "margin", "--relabel_margin", "0.5"]
+    guards += ["--false_negative_margin", "1"]
+    parser = build_parser()
+    config = beam_config(parser, parser.parse_args(args + guards)).mine
     assert config == MineConfig(
         num_candidates=3,
         fusion=("relevance", "retriever"),
@@ -318,9 +318,9 @@ def test_cli_reads_guard_flags_and_refuses_a_bad_one(capsys):
         relabel_margin=0.5,
         false_negative_margin=1.0,
     )
-    assert _mine_config(parser, parser.parse_args(args)) == MineConfig(num_candidates=3)
+    assert beam_config(parser, parser.parse_args(args)).mine == MineConfig(num_candidates=3)
     with pytest.raises(SystemExit) as stop:
-        _mine_config(parser, parser.parse_args([*args, "--round-trip-k", "3"]))
+        beam_config(parser, parser.parse_args([*args, "--round_trip_k", "3"]))
     assert stop.value.code == 2 and "round_trip_k must be in [0, num_candidates=3)" in (
         capsys.readouterr().err
     )
@@ -329,7 +329,7 @@ def test_cli_reads_guard_flags_and_refuses_a_bad_one(capsys):
 def test_mine_section_when_the_round_trip_drops_every_query():
     """Queries but no records: ``mine``'s full section with zero rows, not the no-query stub."""
     config = BeamFretConfig("p.jsonl", "out", "openai:m", "encoder", mine=MineConfig(3))
-    shards = [{"shard": 0, "size": 4, "backend": "exact", "recall": 1.0}]
+    shards = [{"shard": 0, "size": 4, "backend": "exact", "recall": {"found": 6, "sampled": 6}}]
     stats = {"shards": shards, "histograms": dict.fromkeys(("query_likelihood", "relevance"))}
     section = _mine_section(config, {"mine/round_trip_dropped": 2}, stats, kept=4)
     assert section["rows"] == 0 and section["positive_not_seed"] == 0.0
@@ -364,3 +364,45 @@ def test_merged_shards_equal_exact_search():
         ids, scores = merge_top_k([(i[q], s[q]) for i, s in parts], 7)
         np.testing.assert_array_equal(ids, expected[q])
         np.testing.assert_allclose(scores, expected_scores[q], rtol=1e-6)
+
+
+def test_a_rerun_asks_the_llm_nothing_and_the_fret_task_reads_the_shards(
+    tmp_path, openai_spec, minilm_dir, monkeypatch
+):
+    """The LLM cache in ``--out``: a rerun into the folder, its outputs gone and no model left
+    in memory, answers every call from the cache. The sharded records are what the default
+    FRet task reads."""
+    spec, server = openai_spec
+    passages = write_passages(tmp_path / "passages.jsonl", load_wiki_extracts()[::1000][:4])
+    home = tmp_path / "home"
+    out = home / "gecko_data" / "fret" / "beam"
+    config = BeamFretConfig(
+        str(passages),
+        str(out),
+        spec,
+        str(minilm_dir),
+        max_chars=MAX_CHARS,
+        mine=MineConfig(num_candidates=3),
+        output_shards=2,
+    )
+    first = run(config, ["--runner", "DirectRunner"])
+    asked = server.requests
+    shards = sorted(out.glob("fret-*-of-00002.jsonl"))
+    records = sorted(line for path in shards for line in path.read_text().splitlines())
+    assert asked > 0 and len(shards) == 2 and len(records) == first["mine"]["rows"] > 0
+    assert first["llm_cache"]["file"] == LLM_CACHE and first["llm_cache"]["added"] > 0
+    assert not (out / LLM_CACHE_PARTS).exists()
+
+    for path in out.iterdir():
+        if path.name != LLM_CACHE:
+            path.unlink()
+    monkeypatch.setattr(beam_handlers, "_HANDLES", {})
+    second = run(config, ["--runner", "DirectRunner"])
+    assert server.requests == asked and second["llm_cache"]["added"] == 0
+    assert sorted(line for path in shards for line in path.read_text().splitlines()) == records
+
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("GECKO_FRET_FILES", raising=False)
+    tasks.register_defaults()
+    examples = read_task(FRET_TASK)
+    assert sorted(e["query"] for e in examples) == sorted(json.loads(r)["query"] for r in records)

@@ -11,13 +11,14 @@ import json
 import numpy as np
 import pytest
 
-from gecko_jax.assets import smollm2_gguf_path
+from gecko_jax.cli import fret as cli
+from gecko_jax.core.assets import smollm2_gguf_path
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
-from gecko_jax.fret import cli
 from gecko_jax.fret.fusion import reciprocal_rank_fusion
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
-from gecko_jax.fret.pipeline import FRET, GENERATED, MANIFEST, run_fret
+from gecko_jax.fret.pipeline import run_fret
+from gecko_jax.fret.records import FRET, GENERATED, MANIFEST
 from gecko_jax.llm import JaxLLM
 
 MAX_CHARS, MAX_TOKENS, CANDIDATES = 300, 64, 20
@@ -88,8 +89,8 @@ def test_rerun_through_cli_is_all_cache_hits(run):
     (out / FRET).unlink()
     (out / GENERATED).unlink()
     args = ["all", "--passages", str(passages), "--out", str(out)]
-    args += ["--llm", "jax:" + str(smollm2_gguf_path()), "--max-chars", str(MAX_CHARS)]
-    args += ["--max-tokens", str(MAX_TOKENS), "--num-candidates", str(CANDIDATES)]
+    args += ["--llm", "jax:" + str(smollm2_gguf_path()), "--max_chars", str(MAX_CHARS)]
+    args += ["--max_tokens", str(MAX_TOKENS), "--num_candidates", str(CANDIDATES)]
     assert cli.main(args) == 0
     rerun = json.loads((out / MANIFEST).read_text())
     assert rerun["llm_cache"]["misses"] == 0 and rerun["llm_cache"]["hits"] > 0

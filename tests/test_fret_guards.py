@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from gecko_jax.assets import smollm2_gguf_path
+from gecko_jax.core.assets import smollm2_gguf_path
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
 from gecko_jax.fret.fusion import fuse, member_ranks
 from gecko_jax.fret.guards import guarded_fusion, relabel_allowed, round_trip_ok, safe_negative

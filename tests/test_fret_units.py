@@ -213,7 +213,7 @@ def test_word_overlap():
 def test_passages_flag_takes_a_file_or_bundled_wikipedia():
     import argparse
 
-    from gecko_jax.fret.cli import passages_arg
+    from gecko_jax.cli.fret import passages_arg
 
     assert passages_arg("corpus.jsonl") == "corpus.jsonl"
     records = passages_arg("wiki:3")
@@ -304,7 +304,7 @@ def test_mine_config_rejects_an_unknown_scoring():
 
 
 def test_llm_arg_flags_read_json_literals_and_repeat():
-    from gecko_jax.fret.cli import build_parser
+    from gecko_jax.cli.fret import build_parser
 
     flags = ["batch_size=8", "scale=0.5", "on=true", "mesh=null", "stop=[1, 2]", "name=a/b.gguf"]
     flags += ['quoted="8"', "empty=", "batch_size=4"]  # the last of a key wins
@@ -337,7 +337,7 @@ def test_llm_arg_flags_read_json_literals_and_repeat():
     ],
 )
 def test_llm_arg_flag_rejects_bad_syntax(flag, message, capsys):
-    from gecko_jax.fret.cli import build_parser
+    from gecko_jax.cli.fret import build_parser
 
     args = ["generate", "--passages", "p.jsonl", "--out", "out", "--llm_arg", flag]
     with pytest.raises(SystemExit):
@@ -347,7 +347,8 @@ def test_llm_arg_flag_rejects_bad_syntax(flag, message, capsys):
 
 def test_llm_args_and_gin_reach_load_llm(tmp_path, monkeypatch):
     """``gecko.fret_run.llm_kwargs`` from gin, overridden key by key by ``--llm_arg``."""
-    from gecko_jax.fret import cli, pipeline
+    from gecko_jax.cli import fret as cli
+    from gecko_jax.fret import pipeline
 
     loads = []
 
@@ -366,7 +367,7 @@ def test_llm_args_and_gin_reach_load_llm(tmp_path, monkeypatch):
 
 
 def test_manifest_records_llm_settings_that_are_not_json_by_repr():
-    from gecko_jax.fret.pipeline import llm_kwargs_record
+    from gecko_jax.fret.manifest import llm_kwargs_record
 
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
     record = llm_kwargs_record({"mesh": mesh, "batch_size": 8})
@@ -375,7 +376,7 @@ def test_manifest_records_llm_settings_that_are_not_json_by_repr():
 
 
 def test_manifest_never_records_url_credentials():
-    from gecko_jax.fret.pipeline import llm_kwargs_record
+    from gecko_jax.fret.manifest import llm_kwargs_record
 
     record = llm_kwargs_record({"base_url": "http://user:SECRET@host:8000/v1", "timeout": 5})
     assert record == {"base_url": "http://host:8000/v1", "timeout": 5}
@@ -390,7 +391,7 @@ def test_manifest_never_records_url_credentials():
 )
 def test_bad_llm_settings_are_a_usage_error_before_anything_runs(tmp_path, capsys, flags, message):
     """A usage line and the reason on stderr (exit 2), not a traceback; nothing is written."""
-    from gecko_jax.fret import cli
+    from gecko_jax.cli import fret as cli
 
     args = ["generate", "--passages", "wiki:1", "--out", str(tmp_path / "out"), *flags]
     with pytest.raises(SystemExit) as stop:
@@ -431,10 +432,10 @@ def test_fewer_than_two_usable_passages_stop_before_the_llm(tmp_path):
 
 @pytest.mark.parametrize("value", ["-2", "0", "many"])
 def test_a_count_flag_below_one_is_a_usage_error(value, capsys):
-    from gecko_jax.fret import cli
+    from gecko_jax.cli import fret as cli
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["all", "--passages", "p.jsonl", "--out", "o", "--max-passages", value])
+        cli.main(["all", "--passages", "p.jsonl", "--out", "o", "--max_passages", value])
     assert exit_info.value.code == 2
     assert "expected a whole number >= 1" in capsys.readouterr().err
 

@@ -7,11 +7,11 @@ import sys
 import gin
 import pytest
 
-from gecko_jax import train_cli
-from gecko_jax.ablations import cli as ablate_cli
-from gecko_jax.cli import main as demo_main
-from gecko_jax.fret import cli as fret_cli
-from gecko_jax.gin_files import CHECKOUT, GinFileError, parse_gin
+from gecko_jax.cli import ablate as ablate_cli
+from gecko_jax.cli import fret as fret_cli
+from gecko_jax.cli import train as train_cli
+from gecko_jax.cli.demo import main as demo_main
+from gecko_jax.cli.gin_files import GIN_ROOTS, GinFileError, parse_gin
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ _PARSE_FROM_ELSEWHERE = """
 import json, logging
 logging.basicConfig(level=logging.INFO)
 import gin
-import gecko_jax.train_cli
-from gecko_jax.gin_files import parse_gin
+import gecko_jax.cli.train
+from gecko_jax.cli.gin_files import parse_gin
 parse_gin(["gin_configs/runs/synthetic_smoke.gin"], ["BATCH_SIZE = 4"])
 print(json.dumps([gin.query_parameter(name) for name in
                   ("%TOTAL_STEPS", "%BATCH_SIZE", "gecko.MeshConfig.data")]))
@@ -55,7 +55,7 @@ def test_a_missing_file_names_the_folders_searched(gin_scratch, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     with pytest.raises(GinFileError, match=r"nope\.gin") as error:
         parse_gin(["nope.gin"], [])
-    assert str(CHECKOUT) in str(error.value)
+    assert all(str(root) in str(error.value) for root in GIN_ROOTS)
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_a_train_setting_of_the_wrong_type_is_a_usage_error_before_any_work(
     gin_scratch, binding, message, tmp_path, capsys
 ):
     workdir = tmp_path / "run"
-    tiny = str(CHECKOUT / "gin_configs" / "runs" / "tiny.gin")
+    tiny = str(GIN_ROOTS[0] / "gin_configs" / "runs" / "tiny.gin")
     argv = [f"--gin_file={tiny}", f"--workdir={workdir}", f"--gin_param={binding}"]
     with pytest.raises(SystemExit) as exit_info:
         train_cli.main(argv)

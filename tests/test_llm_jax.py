@@ -19,7 +19,10 @@ from jax.sharding import PartitionSpec
 
 torch = pytest.importorskip("torch")
 
-from gecko_jax.assets import smollm2_gguf_path  # noqa: E402
+from torch_reference import load_reference  # noqa: E402
+
+from gecko_jax.core.assets import smollm2_gguf_path  # noqa: E402
+from gecko_jax.core.partitioning import MeshConfig, create_mesh  # noqa: E402
 from gecko_jax.fret.prompts import joint_parts  # noqa: E402
 from gecko_jax.llm import LLM, CachedLLM, JaxLLM, load_llm  # noqa: E402
 from gecko_jax.llm.gguf_loader import unpermute_rope_rows  # noqa: E402
@@ -32,8 +35,6 @@ from gecko_jax.llm.llama import (  # noqa: E402
     attention_spans,
     load_hf_checkpoint,
 )
-from gecko_jax.llm.torch_reference import load_reference  # noqa: E402
-from gecko_jax.partitioning import MeshConfig, create_mesh  # noqa: E402
 
 MAX_CONTEXT = 128
 # Few compiled shapes: lengths round up to 64 or 128. The scored pairs share a 64-token prefix

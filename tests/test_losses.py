@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gecko_jax.losses import gecko_logits, gecko_loss, positive_accuracy
+from gecko_jax.training.losses import gecko_logits, gecko_loss, positive_accuracy
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:

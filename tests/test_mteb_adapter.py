@@ -15,10 +15,10 @@ from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.types import PromptType
 
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
-from gecko_jax.evaluation.instructions import RETRIEVAL_TASK, Instruction
 from gecko_jax.evaluation.mteb_adapter import MtebEncoder
 from gecko_jax.evaluation.retrieval import RetrievalSet, evaluate_retrieval
 from gecko_jax.evaluation.wiki_sets import wiki_description_retrieval
+from gecko_jax.text.instructions import RETRIEVAL_TASK, Instruction
 
 N_QUERIES = 100
 CORPUS_SIZE = 200

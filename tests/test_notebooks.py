@@ -64,7 +64,7 @@ def check_suite(results: dict, data_dir_tasks_ran: bool) -> None:
 
 
 def data_dir_present() -> bool:
-    from gecko_jax.cli import default_data_dir
+    from gecko_jax.data.sources import default_data_dir
 
     folder = default_data_dir()
     return folder is not None and (Path(folder) / "stsbenchmark").is_dir()

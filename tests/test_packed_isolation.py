@@ -16,7 +16,7 @@ import pytest
 from gecko_jax import Encoder
 from gecko_jax.models.dual_encoder import DualEncoder
 from gecko_jax.models.named_configs import get_named_config
-from gecko_jax.packing import max_segments, plan_calls
+from gecko_jax.text.packing import max_segments, plan_calls
 
 POISON = 7  # the token whose embedding row is made NaN; only one text uses it
 WORD_EMBEDDINGS = {"bert": ("embeddings", "word", "embedding"), "t5": ("embedding",)}

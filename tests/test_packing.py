@@ -7,7 +7,7 @@ import pytest
 
 from gecko_jax.models.dual_encoder import DualEncoder
 from gecko_jax.models.named_configs import get_named_config
-from gecko_jax.packing import max_segments, pack_rows, plan_calls, row_lengths
+from gecko_jax.text.packing import max_segments, pack_rows, plan_calls, row_lengths
 
 
 def test_row_lengths_double_up_to_max_length():

@@ -1,4 +1,4 @@
-"""Training and export on a non-local path (``gs://``), through ``gecko_jax.paths``.
+"""Training and export on a non-local path (``gs://``), through ``gecko_jax.core.paths``.
 
 Which filesystem, and why: epath, the path layer of orbax and of ours, knows ``gs://``,
 ``s3://``, ``az://`` and ``hf://`` only (``memory://`` and ``ram://`` are a KeyError), and
@@ -28,13 +28,14 @@ from bucket_standin import patches
 from test_stage_safety import FAST_FAIL, clean, flaky_server  # noqa: F401 (clean: a fixture used here)
 from test_trainer import REPO, _losses
 
-from gecko_jax import Encoder, train_cli
-from gecko_jax.evaluation import cli as eval_cli
-from gecko_jax.export import cli as export_cli
-from gecko_jax.fret import cli as fret_cli
-from gecko_jax.fret.pipeline import FRET, GENERATED, LLM_CACHE, MANIFEST
-from gecko_jax.paths import as_path, copy_tree, mirror_tree
-from gecko_jax.stages import EXIT_LLM_FAILED, LOCK_NAME
+from gecko_jax import Encoder
+from gecko_jax.cli import evaluate as eval_cli
+from gecko_jax.cli import export as export_cli
+from gecko_jax.cli import fret as fret_cli
+from gecko_jax.cli import train as train_cli
+from gecko_jax.core.paths import as_path, copy_tree, mirror_tree
+from gecko_jax.core.stages import EXIT_LLM_FAILED, LOCK_NAME
+from gecko_jax.fret.records import FRET, GENERATED, LLM_CACHE, MANIFEST
 
 STANDIN = Path(__file__).resolve().parent / "bucket_standin.py"
 
@@ -97,7 +98,7 @@ def test_a_run_in_a_bucket_killed_resumes_then_evaluates_and_exports(
     }
     assert list((full / "tensorboard").iterdir()), "no TensorBoard event file"
 
-    command = _standin(bucket_root, "gecko_jax.train_cli", *settings, "--workdir=gs://bucket/run")
+    command = _standin(bucket_root, "gecko_jax.cli.train", *settings, "--workdir=gs://bucket/run")
     run = bucket_root / "bucket" / "run"
     process = subprocess.Popen(
         command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -190,7 +191,7 @@ def test_gecko_fret_reads_and_writes_a_bucket_and_a_failed_run_resumes_there(buc
     as_path("gs://bucket/passages.jsonl").write_text(passages.read_text())
     out = bucket_root / "bucket" / "fret"
     argv = ["all", "--passages", "gs://bucket/passages.jsonl", "--out", "gs://bucket/fret"]
-    argv += ["--max-chars", "300", "--num-candidates", "3", *FAST_FAIL]
+    argv += ["--max_chars", "300", "--num_candidates", "3", *FAST_FAIL]
     with flaky_server() as (spec, server):
         server.failing = True
         assert fret_cli.main([*argv, "--llm", spec]) == EXIT_LLM_FAILED

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gecko_jax.evaluation.retrieval import exact_top_k
-from gecko_jax.retrieval import IndexConfig, VectorIndex, top_n_with_seed
+from gecko_jax.search.candidates import top_n_with_seed
+from gecko_jax.search.exact import exact_top_k
+from gecko_jax.search.scann_index import IndexConfig, VectorIndex
 
 
 def clustered(n: int, dim: int, seed: int, clusters: int = 50) -> np.ndarray:

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from gecko_jax import Encoder
-from gecko_jax.evaluation import cli as eval_cli
-from gecko_jax.training.run_model import EXPORT_DIR, RUN_MODEL_FILE
+from gecko_jax.cli import evaluate as eval_cli
+from gecko_jax.model_io.workdir import EXPORT_DIR, RUN_MODEL_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -102,7 +102,7 @@ def test_gecko_eval_on_the_workdir_scores_its_newest_step_as_training_did(
     workdir, env, data_dir, tmp_path
 ):
     out = tmp_path / "eval.json"
-    args = ["--tasks", "stsb", "--data-dir", str(data_dir), "--limit", str(EVAL_LIMIT)]
+    args = ["--tasks", "stsb", "--data_dir", str(data_dir), "--limit", str(EVAL_LIMIT)]
     _run("gecko-eval", "--model", str(workdir), *args, "--out", str(out), env=env)
     (run,) = json.loads(out.read_text())["runs"].values()
     assert run["results"]["stsb"]["spearman"] == pytest.approx(_evaluations(workdir)[2], abs=1e-4)

@@ -26,9 +26,7 @@ from pathlib import Path
 import pytest
 from fake_openai import PromptScoredOpenAI, serve
 
-from gecko_jax.data.wiki_extracts import load_wiki_extracts
-from gecko_jax.fret.pipeline import FRET, GENERATED, MANIFEST
-from gecko_jax.stages import (
+from gecko_jax.core.stages import (
     EXIT_BAD_INPUT,
     EXIT_FOLDER_LOCKED,
     EXIT_LLM_FAILED,
@@ -36,6 +34,8 @@ from gecko_jax.stages import (
     LOCK_NAME,
     fingerprint_path,
 )
+from gecko_jax.data.wiki_extracts import load_wiki_extracts
+from gecko_jax.fret.records import FRET, GENERATED, MANIFEST
 
 BIN = Path(sys.executable).parent
 # No retries inside the backend: a failed call fails at once.
@@ -84,7 +84,7 @@ def write_passages(path: Path, count: int) -> Path:
 
 def gecko_fret(passages: Path, out: Path, spec: str, *extra: str, wait: bool = True):
     args = [str(BIN / "gecko-fret"), "all", "--passages", str(passages), "--out", str(out)]
-    args += ["--llm", spec, "--max-chars", "300", "--num-candidates", "3", *FAST_FAIL, *extra]
+    args += ["--llm", spec, "--max_chars", "300", "--num_candidates", "3", *FAST_FAIL, *extra]
     if not wait:
         return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -216,13 +216,13 @@ def test_a_gin_value_of_the_wrong_type_fails_before_any_work(tmp_path):
     args = [str(BIN / "gecko-jax"), "demo", "--out", str(out)]
     started = time.perf_counter()
     result = subprocess.run(
-        [*args, "--gin_param", "gecko.DemoConfig.steps = 'many'"],
+        [*args, "--gin_param", "gecko.FinetuneConfig.total_steps = 'many'"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 2
-    assert "DemoConfig.steps must be int, got 'many' (str)" in result.stderr
+    assert "FinetuneConfig.total_steps must be int, got 'many' (str)" in result.stderr
     assert time.perf_counter() - started < 120 and not out.exists()
 
 

@@ -10,8 +10,11 @@ import pytest
 import seqio
 
 import tasks
+from gecko_jax.core.assets import minilm_path
 from tasks.input_pipeline import materialise
 from tasks.sources import MalformedDataError, MissingFieldError
+
+MINILM = minilm_path()
 
 FRET = Path(__file__).resolve().parent / "fixtures" / "tasks" / "fret" / "run1" / "fret.jsonl"
 
@@ -94,7 +97,7 @@ def test_missing_files_fail_when_used_not_when_registered(tmp_path: Path) -> Non
     pattern = str(tmp_path / "nowhere" / "*.jsonl")
     name = tasks.register_fret("test_fret_missing", pattern)  # No error yet.
     with pytest.raises(FileNotFoundError, match=r"no files match .*nowhere.*GECKO_FRET_FILES"):
-        tasks.MixtureBatcher(name, seed=0, global_batch_size=4)
+        tasks.MixtureBatcher(name, seed=0, global_batch_size=4, tokenizer=MINILM)
 
 
 TASK_TYPES = ("question answering", "search result", "fact checking", "sentence similarity")
@@ -106,6 +109,6 @@ def test_uniform_task_sampling_balances_task_types(uniform: bool, expected: list
     name = tasks.register_fret(
         f"test_fret_uniform_{uniform}", str(FRET), uniform_task_sampling=uniform
     )
-    batcher = tasks.MixtureBatcher(name, seed=3, global_batch_size=8)
+    batcher = tasks.MixtureBatcher(name, seed=3, global_batch_size=8, tokenizer=MINILM)
     drawn = Counter(example["task"] for step in range(30) for example in batcher.examples(step))
     assert [drawn[task_type] for task_type in TASK_TYPES] == expected

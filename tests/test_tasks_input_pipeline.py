@@ -15,8 +15,11 @@ import pytest
 import seqio
 
 import tasks
-from gecko_jax.features import FIELDS, text_hash, validate_batch
+from gecko_jax.core.assets import minilm_path
+from gecko_jax.text.features import FIELDS, text_hash, validate_batch
 from tasks.classification import ClassificationSet
+
+MINILM = minilm_path()
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures" / "tasks"
@@ -35,7 +38,7 @@ def register_fixture_tasks() -> None:
 
 def make_batcher(**kwargs) -> tasks.MixtureBatcher:
     kwargs = {"seed": 7, "global_batch_size": BATCH, **kwargs}
-    return tasks.MixtureBatcher("gecko_unified_finetune", **kwargs)
+    return tasks.MixtureBatcher("gecko_unified_finetune", **kwargs, tokenizer=MINILM)
 
 
 @pytest.fixture(scope="module")
@@ -145,11 +148,13 @@ def test_host_slices_make_up_the_global_batch(mixed: tasks.MixtureBatcher) -> No
 
 
 def test_every_example_is_drawn_once_per_epoch(batcher: tasks.MixtureBatcher) -> None:
-    fret = tasks.MixtureBatcher("gecko_fret", seed=1, global_batch_size=8)  # 24 examples.
+    fret = tasks.MixtureBatcher(
+        "gecko_fret", seed=1, global_batch_size=8, tokenizer=MINILM
+    )  # 24 examples.
     epochs = [np.concatenate([fret.select(s)[1] for s in range(e * 3, e * 3 + 3)]) for e in (0, 1)]
     assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(24))
     assert not np.array_equal(epochs[0], epochs[1])  # Each epoch has its own order.
-    other_seed = tasks.MixtureBatcher("gecko_fret", seed=2, global_batch_size=8)
+    other_seed = tasks.MixtureBatcher("gecko_fret", seed=2, global_batch_size=8, tokenizer=MINILM)
     assert not np.array_equal(other_seed.select(0)[1], fret.select(0)[1])
 
 
@@ -160,7 +165,7 @@ def test_evaluation_texts_are_removed_before_sampling(batcher: tasks.MixtureBatc
     ]
     tasks.add_mixture("test_decontamination", {"gecko_ft_nq": 1.0, "gecko_ft_fever": 1.0})
     clean = tasks.MixtureBatcher(
-        "test_decontamination", seed=0, global_batch_size=4, eval_texts=eval_texts
+        "test_decontamination", seed=0, global_batch_size=4, eval_texts=eval_texts, tokenizer=MINILM
     )
     assert clean.decontamination_counts == {"gecko_ft_fever": 1, "gecko_ft_nq": 1}
     queries = Counter(e["query"] for s in range(50) for e in clean.examples(s))
@@ -171,7 +176,7 @@ def test_evaluation_texts_are_removed_before_sampling(batcher: tasks.MixtureBatc
 
 def test_feature_lengths_truncate_each_field_and_count_it() -> None:
     converter = tasks.FeatureConverter(
-        lengths=tasks.FeatureLengths(query=8, positive=6, negative=5)
+        MINILM, lengths=tasks.FeatureLengths(query=8, positive=6, negative=5)
     )
     batch = converter(
         ["task: search result | query: a query that is longer than eight tokens", "short"],

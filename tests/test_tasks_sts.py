@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import seqio
 
-from gecko_jax.evaluation.sts import STSPairs, load_stsb
+from gecko_jax.data.stsb import STSPairs, load_stsb
 from tasks.input_pipeline import materialise
 from tasks.sts import StsPairSet, register_sts_pairs, similar_pair_records
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import pytrec_eval
 
+from gecko_jax.cli import rerank_eval as teacher_cli
 from gecko_jax.data.beir import BeirFormatError, read_beir
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
-from gecko_jax.fret import teacher_cli
 from gecko_jax.fret.teacher import METHODS, paired, per_query, rankings, summarize, verdict
 
 

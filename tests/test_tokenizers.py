@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import subprocess
 import sys
@@ -12,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sentencepiece
+from conftest import FALLBACK_SENTENCES, train_tiny_sentencepiece
 
-from gecko_jax.tokenizers import (
+from gecko_jax.text.tokenizers import (
     HFTokenizer,
     SentencePieceTokenizer,
     TruncationStats,
@@ -23,16 +23,6 @@ from gecko_jax.tokenizers import (
 STS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsbenchmark"
 CLS, SEP, PAD = 101, 102, 0
 LONG_TEXT = " ".join(["word"] * 2000)  # "word" is one WordPiece token: 2002 ids with [CLS]/[SEP].
-FALLBACK_SENTENCES = [
-    "A girl is styling her hair.",
-    "A group of men play soccer on the beach.",
-    "One woman is measuring another woman's ankle.",
-    "The cat sat quietly on the warm window sill.",
-    "Stock markets fell sharply after the announcement.",
-    "He quickly jumped over the lazy brown dog.",
-    "Scientists discovered a new species of frog in the rainforest.",
-    "The committee will vote on the proposal next week.",
-]
 
 
 @pytest.fixture(scope="module")
@@ -61,27 +51,12 @@ def sp_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
             sentences = [row[5] for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
     else:
         sentences = FALLBACK_SENTENCES
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
-        model_writer=model,
-        vocab_size=100,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        minloglevel=2,
-    )
-    out = tmp_path_factory.mktemp("sp") / "tiny.model"
-    out.write_bytes(model.getvalue())
-    return out
+    return train_tiny_sentencepiece(sentences, tmp_path_factory.mktemp("sp") / "tiny.model")
 
 
 def test_imports_without_tensorflow_or_seqio() -> None:
     code = (
-        "import sys, gecko_jax.tokenizers; "
+        "import sys, gecko_jax.text.tokenizers; "
         "print(sorted({'tensorflow', 'seqio', 'sentencepiece'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -120,7 +95,7 @@ def test_ignores_settings_baked_into_tokenizer_json(minilm: HFTokenizer) -> None
 
 def test_truncation_keeps_sep_counts_and_warns(minilm: HFTokenizer, caplog) -> None:
     minilm.truncation.reset()
-    with caplog.at_level(logging.WARNING, logger="gecko_jax.tokenizers"):
+    with caplog.at_level(logging.WARNING, logger="gecko_jax.text.tokenizers"):
         batch = minilm.encode_batch([LONG_TEXT, "a short one"], max_length=256)
         minilm.encode_batch([LONG_TEXT], max_length=256)  # counted, not warned again
     assert batch.lengths.tolist() == [256, 5]
@@ -138,7 +113,7 @@ def test_truncation_keeps_sep_counts_and_warns(minilm: HFTokenizer, caplog) -> N
 
 
 def test_no_warning_without_truncation(minilm: HFTokenizer, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="gecko_jax.tokenizers"):
+    with caplog.at_level(logging.WARNING, logger="gecko_jax.text.tokenizers"):
         batch = minilm.encode_batch(["a short one"], max_length=5)
     assert batch.num_truncated == 0
     assert caplog.records == []
@@ -216,7 +191,7 @@ def test_sentencepiece_t5_conventions(sp_model_path: Path) -> None:
 def test_sentencepiece_truncation_keeps_eos(sp_model_path: Path, caplog) -> None:
     tokenizer = SentencePieceTokenizer.from_file(sp_model_path)
     raw = tokenizer.encode_raw([LONG_TEXT])[0]
-    with caplog.at_level(logging.WARNING, logger="gecko_jax.tokenizers"):
+    with caplog.at_level(logging.WARNING, logger="gecko_jax.text.tokenizers"):
         ids = tokenizer.encode([LONG_TEXT], 10)[0]
     assert ids == [*raw[:9], 1]
     assert tokenizer.truncation.tokens_dropped == len(raw) + 1 - 10

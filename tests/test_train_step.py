@@ -5,15 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gecko_jax.features import FIELDS, validate_batch
-from gecko_jax.models.named_configs import get_named_config
-from gecko_jax.partitioning import (
+from gecko_jax.core.partitioning import (
     MeshConfig,
     batch_sharding,
     create_mesh,
     mesh_context,
     num_batch_shards,
 )
+from gecko_jax.models.named_configs import get_named_config
+from gecko_jax.text.features import FIELDS, validate_batch
 from gecko_jax.training.config import TrainConfig
 from gecko_jax.training.optimizer import learning_rate_schedule, make_optimizer
 from gecko_jax.training.state import init_state

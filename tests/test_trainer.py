@@ -22,7 +22,7 @@ def _command(workdir: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "gecko_jax.train_cli",
+        "gecko_jax.cli.train",
         f"--gin_file={SMOKE}",
         f"--workdir={workdir}",
         f"--gin_param=TOTAL_STEPS={STEPS}",
@@ -87,7 +87,7 @@ def test_run_writes_metrics_checkpoints_and_operative_config(uninterrupted):
 
 
 def test_sigterm_then_sigkill_then_rerun_reproduces_losses_exactly(uninterrupted, tmp_path):
-    from gecko_jax.training.checkpoints import Checkpointer
+    from gecko_jax.model_io.checkpoints import Checkpointer
 
     workdir = tmp_path / "interrupted"
     # SIGTERM (what a TPU VM preemption sends): checkpoint at the current step, exit cleanly.

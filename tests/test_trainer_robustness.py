@@ -14,15 +14,16 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import Mesh
 
+from gecko_jax.core.partitioning import MeshConfig, create_mesh
+from gecko_jax.model_io.checkpoints import DAMAGED_DIR, Checkpointer, CheckpointRestoreError
 from gecko_jax.models.named_configs import get_named_config
-from gecko_jax.partitioning import MeshConfig, create_mesh
-from gecko_jax.training.checkpoints import DAMAGED_DIR, Checkpointer, CheckpointRestoreError
 from gecko_jax.training.config import TrainConfig
-from gecko_jax.training.inputs import random_token_features
+from gecko_jax.training.hooks import TrainingDivergedError, _check_skipped_share
 from gecko_jax.training.optimizer import learning_rate_schedule, make_optimizer
 from gecko_jax.training.state import abstract_state, init_state
 from gecko_jax.training.step import TrainState, make_train_step
-from gecko_jax.training.trainer import TrainingDivergedError, _check_skipped_share, restore_or_init
+from gecko_jax.training.trainer import restore_or_init
+from tasks.array_input import random_token_features
 
 REPO = Path(__file__).resolve().parents[1]
 GECKO_TRAIN = Path(sys.executable).parent / "gecko-train"

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import csv
-import io
 import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import sentencepiece
 import seqio
 import tensorflow as tf
+from conftest import FALLBACK_SENTENCES, train_tiny_sentencepiece
 
-from gecko_jax.tokenizers import HFTokenizer, SentencePieceTokenizer
-from gecko_jax.vocabularies import HFTokenizerVocabulary, as_seqio_vocabulary
+from gecko_jax.text.tokenizers import HFTokenizer, SentencePieceTokenizer
+from tasks.vocabularies import HFTokenizerVocabulary, as_seqio_vocabulary
 
 STS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsbenchmark"
 CLS, SEP = 101, 102
-FALLBACK_SENTENCES = [
-    "A girl is styling her hair.",
-    "A group of men play soccer on the beach.",
-    "One woman is measuring another woman's ankle.",
-    "The cat sat quietly on the warm window sill.",
-    "Stock markets fell sharply after the announcement.",
-    "Scientists discovered a new species of frog in the rainforest.",
-]
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +41,7 @@ def hf_vocab(minilm_dir: Path) -> HFTokenizerVocabulary:
 @pytest.fixture(scope="module")
 def sp_model_path(tmp_path_factory: pytest.TempPathFactory, sentences: list[str]) -> Path:
     """A tiny T5-style SentencePiece model (pad 0, eos 1, unk 2)."""
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
-        model_writer=model,
-        vocab_size=100,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        minloglevel=2,
-    )
-    path = tmp_path_factory.mktemp("sp") / "spiece.model"
-    path.write_bytes(model.getvalue())
-    return path
+    return train_tiny_sentencepiece(sentences, tmp_path_factory.mktemp("sp") / "spiece.model")
 
 
 def _map_encode(vocab: seqio.Vocabulary, texts: list[str]) -> list[list[int]]:

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from gecko_jax.assets import wiki_extracts_path
+from gecko_jax.core.assets import wiki_extracts_path
 
 
 @dataclasses.dataclass(frozen=True)

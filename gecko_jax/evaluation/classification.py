@@ -7,30 +7,21 @@ comparisons, but numbers with ``max_train_per_label=None`` run above MTEB's.
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from gecko_jax.evaluation.hub import load_hf_split
-from gecko_jax.evaluation.instructions import CLASSIFICATION_TASK
+from gecko_jax.text.instructions import CLASSIFICATION_TASK
 
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
 
-HF_BANKING77 = "mteb/banking77"
 # lbfgs on a few thousand 768-d unit vectors needs more than sklearn's default 100 steps.
 MAX_ITER = 1000
-
-
-class LabelledTexts(NamedTuple):
-    texts: list[str]
-    labels: list[str]
 
 
 def per_label_sample(labels: Sequence[str], per_label: int, seed: int) -> list[int]:
@@ -75,20 +66,3 @@ def evaluate_classification(
         "accuracy": float(accuracy_score(test_labels, predicted)),
         "f1_macro": float(f1_score(test_labels, predicted, average="macro")),
     }
-
-
-def load_banking77(data_dir: str | Path, split: str = "test") -> LabelledTexts:
-    """Banking77 from the PolyAI csv files (``{split}.csv`` with a ``text,category`` header)."""
-    path = Path(data_dir) / f"{split}.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"Banking77 file not found: {path}")
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return LabelledTexts([r["text"] for r in rows], [r["category"] for r in rows])
-
-
-def load_banking77_hf(split: str = "test", name: str = HF_BANKING77) -> LabelledTexts:
-    """Banking77 from the Hugging Face hub (MTEB's parquet copy: ``PolyAI/banking77`` still
-    ships a loading script, which ``datasets`` 4 no longer runs)."""
-    rows = load_hf_split(name, split)
-    return LabelledTexts(list(rows["text"]), list(rows["label_text"]))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sklearn.cluster import KMeans
 from sklearn.metrics import v_measure_score
 
-from gecko_jax.evaluation.instructions import CLUSTERING_TASK
+from gecko_jax.text.instructions import CLUSTERING_TASK
 
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder

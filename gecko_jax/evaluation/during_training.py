@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gecko_jax.data.sources import default_data_dir
 from gecko_jax.evaluation.suite import TASKS, evaluate_task, load_task
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 class TrainingEvaluation:
     """Which suite tasks to run during training, on what data, and how to pick the best step.
 
-    ``data_dir`` (default ``$GECKO_DATA_DIR``, the folder the training tasks read) holds
-    ``stsbenchmark/`` and ``banking77/``; ``limit`` caps each task's examples (seeded).
+    ``data_dir`` (default :func:`~gecko_jax.data.sources.default_data_dir`: ``$GECKO_DATA_DIR``,
+    the folder the training tasks read, else the sets' hub copies) holds ``stsbenchmark/`` and
+    ``banking77/``; ``limit`` caps each task's examples (seeded).
     """
 
     tasks: tuple[str, ...]
@@ -58,7 +59,7 @@ class TrainingEvaluation:
     def hook(self, encoder_for: Callable[[Any], Encoder]) -> Callable[[Any, int], dict[str, float]]:
         """The trainer's ``eval_fn``. Each task's data is read once, here: a task whose data
         is missing is an error now rather than a silent gap in the curves."""
-        data_dir = self.data_dir or os.environ.get("GECKO_DATA_DIR") or None
+        data_dir = self.data_dir or default_data_dir()
         data = {name: load_task(name, data_dir, self.limit, self.seed) for name in self.tasks}
         skipped = {name: d["skipped"] for name, d in data.items() if "skipped" in d}
         if skipped:

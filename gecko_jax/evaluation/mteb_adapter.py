@@ -2,7 +2,7 @@
 
 ``mteb.evaluate(MtebEncoder(encoder), tasks)`` then scores a model exactly as our evaluators
 would. mteb asks for texts batch by batch, with a prompt type (query, document or none) and
-the task's metadata. The adapter formats them with ``gecko_jax.evaluation.instructions``, the
+the task's metadata. The adapter formats them with ``gecko_jax.text.instructions``, the
 table our evaluators use:
 
 - asymmetric tasks (Retrieval): queries get ``task: {task} | query: {text}``, and documents
@@ -27,7 +27,7 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 
-from gecko_jax.evaluation.instructions import Instruction, instruction_for
+from gecko_jax.text.instructions import Instruction, instruction_for
 
 if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata

@@ -6,28 +6,16 @@ multiplied by 100.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
-from gecko_jax.evaluation.hub import load_hf_split
-from gecko_jax.evaluation.instructions import STS_TASK
-from gecko_jax.paths import PathLike, as_path
+from gecko_jax.text.instructions import STS_TASK
 
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
-
-HF_STSB = "mteb/stsbenchmark-sts"
-# The official release's folder name; the data folder holds it (sts-{split}.csv inside).
-STSB_FOLDER = "stsbenchmark"
-
-
-class STSPairs(NamedTuple):
-    pairs: list[tuple[str, str]]
-    scores: list[float]
 
 
 def evaluate_sts(
@@ -53,32 +41,3 @@ def evaluate_sts(
         "spearman": float(stats.spearmanr(cosines, scores).statistic),
         "pearson": float(stats.pearsonr(cosines, scores).statistic),
     }
-
-
-def load_stsb(path_or_dir: PathLike, split: str = "test") -> STSPairs:
-    """STS Benchmark from the official files: a folder holding ``sts-{split}.csv``, or one file.
-
-    The files are tab separated without quoting; some rows carry extra trailing fields, so only
-    columns 4-6 (score, sentence 1, sentence 2) are read. The folder may be a URL (``gs://``),
-    as ``GECKO_DATA_DIR`` is for the seqio tasks.
-    """
-    path = as_path(path_or_dir)
-    if path.suffix != ".csv":
-        path = path / f"sts-{split}.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"STS Benchmark file not found: {path}")
-    pairs, scores = [], []
-    with path.open("r", encoding="utf-8") as handle:
-        for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
-            scores.append(float(row[4]))
-            pairs.append((row[5], row[6]))
-    return STSPairs(pairs, scores)
-
-
-def load_stsb_hf(split: str = "test", name: str = HF_STSB) -> STSPairs:
-    """STS Benchmark from the Hugging Face hub (MTEB's copy; ``dev`` means ``validation``)."""
-    rows = load_hf_split(name, "validation" if split == "dev" else split)
-    return STSPairs(
-        list(zip(rows["sentence1"], rows["sentence2"], strict=True)),
-        [float(s) for s in rows["score"]],
-    )

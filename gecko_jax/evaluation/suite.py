@@ -14,18 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gecko_jax.data.banking77 import BANKING77_FOLDER, load_banking77
+from gecko_jax.data.stsb import STSB_FOLDER, load_stsb
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
-from gecko_jax.evaluation.classification import evaluate_classification, load_banking77
+from gecko_jax.evaluation.classification import evaluate_classification
 from gecko_jax.evaluation.clustering import evaluate_clustering
-from gecko_jax.evaluation.instructions import (
+from gecko_jax.evaluation.retrieval import evaluate_retrieval
+from gecko_jax.evaluation.sts import evaluate_sts
+from gecko_jax.evaluation.wiki_sets import wiki_description_retrieval, wiki_topic_clustering
+from gecko_jax.text.instructions import (
     CLASSIFICATION_TASK,
     CLUSTERING_TASK,
     RETRIEVAL_TASK,
     STS_TASK,
 )
-from gecko_jax.evaluation.retrieval import evaluate_retrieval
-from gecko_jax.evaluation.sts import STSB_FOLDER, evaluate_sts, load_stsb
-from gecko_jax.evaluation.wiki_sets import wiki_description_retrieval, wiki_topic_clustering
 
 if TYPE_CHECKING:
     from gecko_jax.encoder import Encoder
@@ -71,7 +73,7 @@ def _load_stsb(data_dir: Path | None, limit: int | None, seed: int) -> dict[str,
 
 
 def _load_banking77(data_dir: Path | None, limit: int | None, seed: int) -> dict[str, Any]:
-    folder = _data_folder(data_dir, "banking77")
+    folder = _data_folder(data_dir, BANKING77_FOLDER)
     train, test = load_banking77(folder, "train"), load_banking77(folder, "test")
     keep = _subsample(len(test.texts), limit, seed)
     # A limited run trains on about as many texts as it tests, spread evenly over the labels;

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gecko_jax.data.labelled_texts import LabelledTexts
 from gecko_jax.data.wiki_extracts import WikiArticle
-from gecko_jax.evaluation.classification import LabelledTexts
 from gecko_jax.evaluation.retrieval import RetrievalSet
 
 # The catch-all topic says nothing about an article's content.

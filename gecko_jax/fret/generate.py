@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from gecko_jax.config_types import check_field_types
+from gecko_jax.core.config_types import check_field_types
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.prompts import (
     QG_STOP,
@@ -23,7 +24,9 @@ from gecko_jax.fret.prompts import (
     parse_generation,
     query_generation_messages,
 )
-from gecko_jax.llm.base import LLM
+from gecko_jax.llm.base import LLM, Generation
+
+T = TypeVar("T")
 
 _WORD = re.compile(r"\w+")
 # Greedy decoding would repeat a malformed answer, so the retry samples.
@@ -136,11 +139,17 @@ def diagnostics(
 
 
 def _generate(
-    llm: LLM, passages: list[Passage], types: list[str | None], config: GenerateConfig, retry: bool
-) -> list[Any]:
-    """LLM generations for ``passages`` in batches, with a progress bar."""
+    llm: LLM,
+    passages: list[Passage],
+    types: list[str | None],
+    config: GenerateConfig,
+    retry: bool,
+    progress: bool,
+) -> list[Generation]:
+    """LLM generations for ``passages`` in batches, with a progress bar if ``progress``."""
     out = []
-    with tqdm(total=len(passages), desc="FRet queries" + (" (retry)" if retry else "")) as bar:
+    desc = "FRet queries" + (" (retry)" if retry else "")
+    with tqdm(total=len(passages), desc=desc, disable=not progress) as bar:
         for start in range(0, len(passages), config.batch_size):
             end = start + config.batch_size
             prompts = [
@@ -152,42 +161,96 @@ def _generate(
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """The LLM's final answer for one passage: its generation (the retry's when the first
+    answer was malformed), the parsed (task, query) or None, and whether it was retried."""
+
+    generation: Generation
+    parsed: tuple[str, str] | None
+    retried: bool
+
+
+def answer_passages(
+    llm: LLM,
+    passages: Sequence[Passage],
+    types: Sequence[str | None],
+    config: GenerateConfig,
+    progress: bool = True,
+) -> list[Answer]:
+    """Each passage's answer to the prompt asking for its type; malformed first answers are
+    asked once more, sampled (``generation_args(retry=True)``), as one batch."""
+    passages, types = list(passages), list(types)
+    generations = _generate(llm, passages, types, config, False, progress)
+    parsed = [parse_answer(g.text, t) for g, t in zip(generations, types, strict=True)]
+    bad = [i for i, p in enumerate(parsed) if p is None]
+    if bad:
+        again = _generate(
+            llm, [passages[i] for i in bad], [types[i] for i in bad], config, True, progress
+        )
+        for i, generation in zip(bad, again, strict=True):
+            parsed[i] = parse_answer(generation.text, types[i])
+            generations[i] = generation
+    retried = set(bad)
+    return [
+        Answer(g, p, i in retried) for i, (g, p) in enumerate(zip(generations, parsed, strict=True))
+    ]
+
+
+def check_answer(
+    passage: Passage, requested: str | None, answer: Answer, config: GenerateConfig
+) -> tuple[QueryCheck | None, Counter[str]]:
+    """The answer's check (None for a malformed one) and what it adds to the diagnostic counts
+    (``DIAGNOSTIC_COUNTS`` but ``dropped_duplicate``). The row is kept unless the check is
+    None or ``too_much_overlap``."""
+    counts = Counter(
+        retried=int(answer.retried),
+        cut_at_max_tokens=int(answer.generation.finish_reason == "length"),
+        llm_failed=int(answer.generation.finish_reason == "error"),
+        malformed=int(answer.parsed is None),
+    )
+    if answer.parsed is None:
+        return None, counts
+    check = check_query(passage, requested, answer.parsed, config)
+    counts.update(
+        verbatim_copy=int(check.verbatim_copy), dropped_overlap=int(check.too_much_overlap)
+    )
+    return check, counts
+
+
+def first_of_duplicates(rows: Iterable[tuple[int, T]]) -> tuple[tuple[int, T], int]:
+    """The earliest passage's row among rows with the same query (keyed by passage index), and
+    how many were dropped as its duplicates."""
+    ordered = sorted(rows, key=itemgetter(0))
+    return ordered[0], len(ordered) - 1
+
+
 def generate_queries(
     llm: LLM, passages: Sequence[Passage], config: GenerateConfig = GenerateConfig()
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows ``{passage_id, requested_type, task, query}`` and their diagnostics."""
     passages = list(passages)
     types = [requested_type(i, config) for i in range(len(passages))]
-    generations = _generate(llm, passages, types, config, retry=False)
-    parsed = [parse_answer(g.text, t) for g, t in zip(generations, types, strict=True)]
-    bad = [i for i, p in enumerate(parsed) if p is None]
-    if bad:
-        again = _generate(llm, [passages[i] for i in bad], [types[i] for i in bad], config, True)
-        for i, generation in zip(bad, again, strict=True):
-            parsed[i] = parse_answer(generation.text, types[i])
-            generations[i] = generation
-
-    rows, overlaps, seen = [], [], set()
-    counts = Counter(
-        malformed=sum(p is None for p in parsed),
-        cut_at_max_tokens=sum(g.finish_reason == "length" for g in generations),
-        llm_failed=sum(g.finish_reason == "error" for g in generations),
-        retried=len(bad),
-    )
-    for passage, requested, answer in zip(passages, types, parsed, strict=True):
-        if answer is None:
+    answers = answer_passages(llm, passages, types, config)
+    counts: Counter[str] = Counter()
+    overlaps = []
+    same_query: dict[Any, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for index, (passage, requested, answer) in enumerate(
+        zip(passages, types, answers, strict=True)
+    ):
+        check, answer_counts = check_answer(passage, requested, answer, config)
+        counts.update(answer_counts)
+        if check is None:
             continue
-        check = check_query(passage, requested, answer, config)
         overlaps.append(check.overlap)
-        counts["verbatim_copy"] += check.verbatim_copy
-        if check.too_much_overlap:
-            counts["dropped_overlap"] += 1
-            continue
-        if config.dedup and check.dedup_key in seen:
-            counts["dropped_duplicate"] += 1
-            continue
-        seen.add(check.dedup_key)
-        rows.append(check.row)
+        if not check.too_much_overlap:
+            same_query[check.dedup_key if config.dedup else index].append((index, check.row))
+    kept = []
+    for group in same_query.values():
+        first, dropped = first_of_duplicates(group)
+        kept.append(first)
+        counts["dropped_duplicate"] += dropped
+    rows = [row for _, row in sorted(kept, key=itemgetter(0))]
     return rows, diagnostics(
         len(passages),
         len(rows),

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from gecko_jax.config_types import check_field_types
+from gecko_jax.core.config_types import check_field_types
 from gecko_jax.encoder import Encoder
 from gecko_jax.fret.fusion import (
     LLM_SCORERS,
@@ -32,13 +32,14 @@ from gecko_jax.fret.fusion import (
     select,
 )
 from gecko_jax.fret.guards import check_guard, guarded_fusion, round_trip_ok, safe_negative
+from gecko_jax.fret.histograms import score_histograms
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.prompts import RC_LABEL, joint_context, joint_parts, ql_context, rc_context
 from gecko_jax.llm.base import LLM
-from gecko_jax.retrieval import IndexConfig, VectorIndex, top_n_with_seed
+from gecko_jax.search.candidates import top_n_with_seed
+from gecko_jax.search.scann_index import IndexConfig, VectorIndex
 
 T = TypeVar("T")
-HISTOGRAM_BINS = 10
 # The LLM scorers, in fusion order, with their progress-bar labels.
 SCORERS = dict(zip(LLM_SCORERS, ("FRet query likelihood", "FRet relevance"), strict=True))
 SCORING = ("separate", "joint")
@@ -224,14 +225,6 @@ def guard_counts(records: Sequence[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-def _histogram(values: np.ndarray) -> dict[str, list[float]] | None:
-    finite = values[np.isfinite(values)]
-    if not len(finite):
-        return None
-    counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS)
-    return {"counts": counts.tolist(), "edges": edges.tolist()}
-
-
 def mine(
     llm: LLM,
     encoder: Encoder,
@@ -284,7 +277,7 @@ def mine(
         recall_vs_exact=recall,
         positive_not_seed=changed,
         failed_scores=int(sum(np.isnan(v).sum() for v in scores.values())),
-        histograms={k: _histogram(v.ravel()) for k, v in scores.items()},
+        histograms=score_histograms(scores),
         guards={"round_trip_dropped": round_trip_dropped, **guard_counts(records)},
     )
 

@@ -9,8 +9,8 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from gecko_jax.paths import as_path
-from gecko_jax.stages import EmptyInput
+from gecko_jax.core.paths import as_path
+from gecko_jax.core.stages import EmptyInput
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,12 @@
 """``run_fret``: passages -> ``generated.jsonl`` -> ``fret.jsonl``, resumable, with a manifest.
 
-A stage whose output was made from the same inputs (its fingerprint, :mod:`gecko_jax.stages`)
+A stage whose output was made from the same inputs (its fingerprint, :mod:`gecko_jax.core.stages`)
 is skipped, and every LLM call goes through the on-disk cache in the output folder, so a killed
 or failed run resumes where it stopped and a rerun pays no LLM call twice.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -16,19 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gecko_jax.fret.generate import GenerateConfig, generate_queries
-from gecko_jax.fret.mine import SCORERS, MineConfig, mine
-from gecko_jax.fret.passages import (
-    Passage,
-    check_enough_passages,
-    prepare_passages,
-    read_passages_jsonl,
-)
-from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
-from gecko_jax.fret.teacher import seed_agreement
-from gecko_jax.llm import LLM, CachedLLM, load_llm
-from gecko_jax.llm.base import redact_credentials
-from gecko_jax.stages import (
+from gecko_jax.core.stages import (
     MAX_FAILED_SHARE,
     EmptyInput,
     begin_stage,
@@ -38,45 +25,28 @@ from gecko_jax.stages import (
     folder_lock,
     json_digest,
 )
+from gecko_jax.fret.generate import GenerateConfig, generate_queries
+from gecko_jax.fret.manifest import (
+    cache_sections,
+    config_record,
+    failure_note,
+    generate_section,
+    llm_fingerprint,
+    mine_section,
+    run_sections,
+)
+from gecko_jax.fret.mine import SCORERS, MineConfig, mine
+from gecko_jax.fret.passages import (
+    Passage,
+    check_enough_passages,
+    prepare_passages,
+    read_passages_jsonl,
+)
+from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
+from gecko_jax.fret.records import FRET, GENERATED, LLM_CACHE, MANIFEST, read_jsonl, write_jsonl
+from gecko_jax.llm import LLM, CachedLLM, load_llm
 
-GENERATED = "generated.jsonl"
-FRET = "fret.jsonl"
-MANIFEST = "manifest.json"
-LLM_CACHE = "llm_cache.jsonl"
 STAGES = ("generate", "mine")
-
-
-def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Written to a temporary name first, so a killed run never leaves a partial stage output."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    os.replace(tmp, path)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def llm_kwargs_record(llm_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The LLM settings as the manifest records them: JSON values as they are, others (a mesh)
-    by their repr, so a run says how its LLM was set up even where the cache key does not; URL
-    credentials removed."""
-    record = {}
-    for key, value in sorted((llm_kwargs or {}).items()):
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            value = repr(value)
-        record[key] = redact_credentials(value) if isinstance(value, str) else value
-    return record
-
-
-def config_record(config: Any) -> dict[str, Any]:
-    """A config dataclass as the manifest file holds it (tuples as lists), so the manifest a
-    run returns equals the one it wrote."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def _llm(llm: str | LLM, out: Path, llm_kwargs: Mapping[str, Any] | None) -> CachedLLM:
@@ -87,32 +57,11 @@ def _llm(llm: str | LLM, out: Path, llm_kwargs: Mapping[str, Any] | None) -> Cac
     return llm if isinstance(llm, CachedLLM) else CachedLLM(llm, out / LLM_CACHE)
 
 
-def llm_fingerprint(llm: str | LLM, llm_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What identifies the LLM's answers without loading it: the spec (credentials removed) or
-    the backend's cache identity, and ``max_context``, the one setting that changes answers
-    (those it cuts). Batch sizes, timeouts and retries are left out, so a rerun that retries
-    failed calls with a longer timeout still resumes."""
-    identity = {"spec": redact_credentials(llm)} if isinstance(llm, str) else llm.cache_identity()
-    if llm_kwargs and "max_context" in llm_kwargs:
-        identity["max_context"] = llm_kwargs["max_context"]
-    return identity
-
-
 def _encoder_fingerprint(encoder: Any) -> Any:
     """A model folder by its path, an :class:`~gecko_jax.encoder.Encoder` by its config."""
     if encoder is None or isinstance(encoder, str | os.PathLike):
         return None if encoder is None else str(encoder)
     return {"config": encoder.config.to_dict()}
-
-
-def _failure_note(cached: CachedLLM) -> str:
-    """The time the backend lost to failed calls, and what a rerun does, for the message."""
-    stats = cached.call_stats()
-    lost = f"; {stats['failed_wait_s']:.0f} s went to failed requests" if stats else ""
-    return (
-        f"{lost}. Run the same command again to retry only the failed calls (the others come "
-        "from the LLM cache)"
-    )
 
 
 def run_fret(
@@ -142,10 +91,10 @@ def run_fret(
     ``encoder`` an :class:`~gecko_jax.encoder.Encoder` or a model folder (default: MiniLM). The
     manifest holds only ``cache_identity()`` of the LLM, never a key.
 
-    A stage output is reused only when its fingerprint (:mod:`gecko_jax.stages`) matches; one
-    made from other inputs raises :class:`~gecko_jax.stages.StageChanged` unless ``restart``.
+    A stage output is reused only when its fingerprint (:mod:`gecko_jax.core.stages`) matches; one
+    made from other inputs raises :class:`~gecko_jax.core.stages.StageChanged` unless ``restart``.
     A stage whose LLM calls failed for more than ``max_failed_share`` keeps its good rows and
-    raises :class:`~gecko_jax.stages.LLMCallsFailed`; a rerun retries only the failed calls.
+    raises :class:`~gecko_jax.core.stages.LLMCallsFailed`; a rerun retries only the failed calls.
     ``after_stage`` runs after each stage that finished (``gecko-fret`` mirrors a bucket
     ``--out`` then).
     """
@@ -187,26 +136,14 @@ def run_fret(
             """Loaded at the first stage that runs: a finished run loads no LLM at all."""
             if not loaded:
                 loaded.append(_llm(llm, out, llm_kwargs))
-                manifest.update(
-                    {
-                        "llm": loaded[0].cache_identity(),
-                        "llm_kwargs": llm_kwargs_record(llm_kwargs),
-                        "prompt_version": PROMPT_VERSION,
-                        "prompt_hashes": prompt_hashes(),
-                        "passages": {**counts, "max_chars": max_chars},
-                    }
-                )
+                identity = loaded[0].cache_identity()
+                manifest.update(run_sections(identity, llm_kwargs, counts, max_chars))
             return loaded[0]
 
         def save() -> None:
             """After each stage, so a crash in a later one keeps the earlier diagnostics."""
             if loaded:
-                manifest["llm_cache"] = {
-                    "file": LLM_CACHE,  # in this folder, wherever it is mounted
-                    "hits": loaded[0].hits,
-                    "misses": loaded[0].misses,
-                }
-                manifest["llm_calls"] = loaded[0].call_stats()
+                manifest.update(cache_sections(loaded[0]))
             manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
         generate_inputs = {**shared_inputs, "generate": config_record(generate_config)}
@@ -216,14 +153,14 @@ def run_fret(
             if rows:
                 write_jsonl(out / GENERATED, rows)
             timings["generate"] = time.perf_counter() - start
-            manifest["generate"] = {"config": config_record(generate_config), **diagnostics}
+            manifest["generate"] = generate_section(generate_config, diagnostics)
             save()
             check_failures(
                 "generate",
                 diagnostics["llm_failed"],
                 len(prepared),
                 max_failed_share,
-                f"its {len(rows)} good rows are in {out / GENERATED}" + _failure_note(loaded[0]),
+                f"its {len(rows)} good rows are in {out / GENERATED}" + failure_note(loaded[0]),
             )
             finish_stage(out / GENERATED, generate_inputs)
             after_stage()
@@ -284,11 +221,7 @@ def _mine_stage(
         records_out = [r for r in records_out if _all_scored(r)]
     write_jsonl(out / FRET, records_out)
     manifest["timings_s"]["mine"] = time.perf_counter() - start
-    manifest["mine"] = {
-        "config": config_record(mine_config),
-        **stats,
-        "teacher_check": seed_agreement(records_out, mine_config.fusion, mine_config.rrf_k),
-    }
+    manifest["mine"] = mine_section(mine_config, stats, records_out)
     if mine_only is not None:
         manifest["mine"]["mined_passages"] = len(set(mine_only))
     save()
@@ -298,7 +231,7 @@ def _mine_stage(
         scores,
         max_failed_share,
         f"the {len(records_out)} records whose scores all came back are in {out / FRET}"
-        + _failure_note(cached),
+        + failure_note(cached),
     )
 
 
@@ -312,7 +245,7 @@ def _encoder(encoder: Any) -> Any:
     if isinstance(encoder, Encoder):
         return encoder
     if encoder is None:
-        from gecko_jax.assets import minilm_path
+        from gecko_jax.core.assets import minilm_path
 
         encoder = minilm_path()
     return Encoder.from_pretrained(encoder)

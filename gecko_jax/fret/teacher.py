@@ -16,11 +16,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gecko_jax.encoder import Encoder
-from gecko_jax.evaluation.retrieval import exact_top_k, per_query_metrics
 from gecko_jax.fret.fusion import fuse, ranks_from_scores
 from gecko_jax.fret.mine import SCORERS, embed_queries, score_jointly, score_separately
 from gecko_jax.fret.passages import Passage
 from gecko_jax.llm.base import LLM
+from gecko_jax.search.exact import exact_top_k
+from gecko_jax.search.metrics import per_query_metrics
 
 # Each ranking's fusion members; one member keeps its own order.
 METHODS: dict[str, tuple[str, ...]] = {

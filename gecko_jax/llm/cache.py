@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,28 +36,44 @@ def cache_key(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class CachedLLM(LLM):
-    """Answers from ``path`` when it can; sends only the misses, as one batch, to ``inner``."""
+def complete_records(path: Path) -> bytes:
+    """A cache file's whole lines: a torn last one (a killed writer's) is left out."""
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) < len(data):
+        logger.warning(
+            "%s: ignoring a torn last record (%d bytes)", path, len(data) - len(complete)
+        )
+    return complete
 
-    def __init__(self, inner: LLM, path: str | os.PathLike):
+
+class CachedLLM(LLM):
+    """Answers from ``path`` (and the read-only ``read_also`` files) when it can; sends only the
+    misses, as one batch, to ``inner``, and appends their answers to ``path``.
+
+    Threads may share one instance: appends are serialized.
+    """
+
+    def __init__(
+        self, inner: LLM, path: str | os.PathLike, read_also: Sequence[str | os.PathLike] = ()
+    ):
         self.inner = inner
         self.path = Path(path)
         self.hits = 0
         self.misses = 0
         self._store: dict[str, Any] = {}
+        self._append_lock = threading.Lock()
+        for other in map(Path, read_also):
+            if other.exists():
+                self._read(complete_records(other))
         if self.path.exists():
-            self._load()
-
-    def _load(self) -> None:
-        data = self.path.read_bytes()
-        complete = data[: data.rfind(b"\n") + 1]
-        if len(complete) < len(data):
-            logger.warning(
-                "%s: ignoring a torn last record (%d bytes)", self.path, len(data) - len(complete)
-            )
-            # Cut it off now, or the next append would glue a good record onto it.
+            complete = complete_records(self.path)
+            # Cut a torn record off now, or the next append would glue a good record onto it.
             with open(self.path, "r+b") as handle:
                 handle.truncate(len(complete))
+            self._read(complete)
+
+    def _read(self, complete: bytes) -> None:
         for line in complete.splitlines():
             record = json.loads(line)
             self._store[record["key"]] = record["value"]
@@ -101,11 +118,11 @@ class CachedLLM(LLM):
             json.dumps({"key": k, "value": v}, ensure_ascii=False) + "\n"
             for k, v in records.items()
         )
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with self._append_lock, open(self.path, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
-        self._store.update(records)
+            self._store.update(records)
 
     def _split(self, keys: list[str]) -> list[int]:
         """Indices of the keys not in the cache (first occurrence of each); counts hits."""

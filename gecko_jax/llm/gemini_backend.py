@@ -21,8 +21,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from gecko_jax.llm.base import LLM, ContinuationScore, Generation, LLMError, Prompt
-from gecko_jax.llm.retry import CallStats, Retryable, RetryPolicy, status_failure
+from gecko_jax.llm.base import ContinuationScore, Generation, LLMError, Prompt
+from gecko_jax.llm.retry import RemoteLLM, Retryable, RetryPolicy, status_failure
 
 # The API's cap on returned top candidates per step.
 _MAX_TOP_CANDIDATES = 20
@@ -41,7 +41,7 @@ def _contents(prompt: Prompt) -> tuple[list[dict[str, Any]], str | None]:
     return contents, system
 
 
-class GeminiLLM(LLM):
+class GeminiLLM(RemoteLLM):
     """Calls ``client.models.generate_content``; ``client`` defaults to ``genai.Client``."""
 
     def __init__(
@@ -71,17 +71,6 @@ class GeminiLLM(LLM):
     @property
     def backend(self) -> str:
         return "gemini"
-
-    @property
-    def model_id(self) -> str:
-        return self.model
-
-    @property
-    def stats(self) -> CallStats:
-        return self.retry.stats
-
-    def call_stats(self) -> dict[str, Any]:
-        return self.stats.as_dict()
 
     def _call(self, prompt: Prompt, config: dict[str, Any]) -> Any:
         """One ``generate_content`` request, retried; raises :class:`ItemFailed` when the item

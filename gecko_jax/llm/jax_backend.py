@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from gecko_jax.core.partitioning import logical_sharding, mesh_context
 from gecko_jax.llm.base import LLM, ContinuationScore, Generation, Prompt
 from gecko_jax.llm.llama import (
     KVCache,
@@ -44,7 +45,6 @@ from gecko_jax.llm.llama import (
 )
 from gecko_jax.llm.llm_tokenizer import LLMTokenizer
 from gecko_jax.models.weights import TensorSource
-from gecko_jax.partitioning import logical_sharding, mesh_context
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ RMSNorm, rotary position embeddings (Hugging Face's rotate-half layout), grouped
 and a SwiGLU MLP. Layers are unrolled (``layers_0`` ...), not ``nn.scan``-ed: on CPU a scanned
 decode step ran 3-4x slower, as XLA copies each layer's slice of the stacked weights and cache
 every step. Every parameter and the main activations carry logical axis names (``vocab``,
-``embed``, ``mlp``, ``heads``, ``kv_heads``, ``kv``), which :mod:`gecko_jax.partitioning` maps
+``embed``, ``mlp``, ``heads``, ``kv_heads``, ``kv``), which :mod:`gecko_jax.core.partitioning` maps
 onto a device mesh.
 
 One call signature serves prefill, decoding and scoring: ``tokens`` ``[B, T]`` are written into the

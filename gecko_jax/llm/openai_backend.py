@@ -31,11 +31,11 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from gecko_jax.llm.base import LLM, ContinuationScore, Generation, LLMError, Prompt
-from gecko_jax.llm.retry import CallStats, ItemFailed, Retryable, RetryPolicy, status_failure
+from gecko_jax.llm.base import ContinuationScore, Generation, LLMError, Prompt
+from gecko_jax.llm.retry import ItemFailed, RemoteLLM, Retryable, RetryPolicy, status_failure
 
 
-class OpenAICompatibleLLM(LLM):
+class OpenAICompatibleLLM(RemoteLLM):
     """Batched calls to an OpenAI-compatible ``/v1`` API, ``max_concurrency`` at a time."""
 
     def __init__(
@@ -68,17 +68,6 @@ class OpenAICompatibleLLM(LLM):
     @property
     def backend(self) -> str:
         return "openai"
-
-    @property
-    def model_id(self) -> str:
-        return self.model
-
-    @property
-    def stats(self) -> CallStats:
-        return self.retry.stats
-
-    def call_stats(self) -> dict[str, Any]:
-        return self.stats.as_dict()
 
     def cache_identity(self) -> dict[str, Any]:
         # The server matters (two servers may serve different weights under one name).

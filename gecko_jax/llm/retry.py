@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from gecko_jax.llm.base import LLMError
+from gecko_jax.llm.base import LLM, LLMError
 
 logger = logging.getLogger(__name__)
 
@@ -129,3 +129,22 @@ class RetryPolicy:
             return [one(item) for item in items]
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(pool.map(one, items))
+
+
+class RemoteLLM(LLM):
+    """What the hosted backends share: a model name, and a retry policy whose statistics are
+    their call statistics (in the manifest)."""
+
+    model: str
+    retry: RetryPolicy
+
+    @property
+    def model_id(self) -> str:
+        return self.model
+
+    @property
+    def stats(self) -> CallStats:
+        return self.retry.stats
+
+    def call_stats(self) -> dict[str, Any]:
+        return self.stats.as_dict()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from gecko_jax.formats import DEFAULT_TEXT_FORMAT, check_text_format
+from gecko_jax.text.formats import DEFAULT_TEXT_FORMAT, check_text_format
 
 ARCHITECTURES = ("bert", "t5")
 # Gecko pools with the mean over all non-pad tokens (Eq. 1); "cls" exists only so
@@ -78,7 +78,7 @@ class DualEncoderConfig:
     ``dtype`` is the compute dtype (``bfloat16`` for training on accelerators); parameters
     are always kept in float32. ``mrl_dims`` are the prefix sizes the loss trains and the
     encoder may truncate to; the full output size is always included. ``text_format`` names
-    the :mod:`gecko_jax.formats` template the model reads queries and documents in, so a model
+    the :mod:`gecko_jax.text.formats` template the model reads queries and documents in, so a model
     trained on one format is also evaluated in it.
     """
 

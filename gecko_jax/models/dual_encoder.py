@@ -10,9 +10,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gecko_jax.models.architectures import architecture
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.models.layers import DenseGeneral
-from gecko_jax.models.registry import backbone_class
 
 
 def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
@@ -77,7 +77,7 @@ class DualEncoder(nn.Module):
     ) -> jax.Array:
         cfg = self.config
         dtype = jnp.dtype(cfg.dtype)
-        backbone = backbone_class(cfg.encoder.architecture)(
+        backbone = architecture(cfg.encoder.architecture).module(
             cfg.encoder,
             dtype=dtype,
             remat=cfg.remat,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from gecko_jax.config_types import check_field_types
-from gecko_jax.losses import DEFAULT_TEMPERATURE
+from gecko_jax.core.config_types import check_field_types
+from gecko_jax.core.partitioning import MeshConfig
 from gecko_jax.models.config import DualEncoderConfig
-from gecko_jax.partitioning import MeshConfig
+from gecko_jax.training.losses import DEFAULT_TEMPERATURE
 
 
 @dataclasses.dataclass(frozen=True)

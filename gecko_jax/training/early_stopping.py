@@ -14,7 +14,7 @@ from typing import Any
 
 from etils import epath
 
-from gecko_jax.paths import PathLike, as_path
+from gecko_jax.core.paths import PathLike, as_path
 
 STATE_FILE = "early_stopping.json"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from etils import epath
 
-from gecko_jax.paths import PathLike, as_path
+from gecko_jax.core.paths import PathLike, as_path
 
 logger = logging.getLogger(__name__)
 

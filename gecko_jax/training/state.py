@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from gecko_jax.core.partitioning import logical_sharding
 from gecko_jax.models.dual_encoder import DualEncoder
-from gecko_jax.partitioning import logical_sharding
 from gecko_jax.training.config import TrainConfig
 from gecko_jax.training.step import TrainState
 

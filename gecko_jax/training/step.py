@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from gecko_jax.losses import gecko_logits, gecko_loss, positive_accuracy
 from gecko_jax.models.dual_encoder import DualEncoder
 from gecko_jax.training.config import TrainConfig
+from gecko_jax.training.losses import gecko_logits, gecko_loss, positive_accuracy
 
 Batch = dict[str, jax.Array]
 Embeddings = tuple[jax.Array, jax.Array, jax.Array | None]

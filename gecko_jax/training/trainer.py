@@ -1,19 +1,17 @@
-"""The training loop: resume or initialise, step, log, evaluate, checkpoint, stop cleanly.
+"""The training loop: resume or initialise, then step, with hooks around each step.
 
-One readable function in the spirit of big_vision's trainers. Hooks (evaluation, the batch
-source) are plain callables passed in; gin and the CLI live in ``gecko_jax.train_cli``.
+Logging, evaluation, checkpointing, divergence and SIGTERM are hooks
+(``gecko_jax.training.hooks``), so the loop itself is a few lines in the spirit of big_vision's
+trainers; the batch source and the evaluation are plain callables passed in. Gin and the CLI
+live in ``gecko_jax.cli.train``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import logging
-import math
-import signal
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -21,9 +19,7 @@ import numpy as np
 from etils import epath
 from jax.sharding import Mesh
 
-from gecko_jax.features import validate_batch
-from gecko_jax.models.config import DualEncoderConfig
-from gecko_jax.partitioning import (
+from gecko_jax.core.partitioning import (
     batch_sharding,
     create_mesh,
     global_batch_from_host,
@@ -31,12 +27,27 @@ from gecko_jax.partitioning import (
     num_batch_shards,
     replicated,
 )
-from gecko_jax.paths import PathLike, as_path, local_copy, make_dir
+from gecko_jax.core.paths import PathLike, as_path, local_copy, make_dir
+from gecko_jax.model_io.checkpoints import Checkpointer
+from gecko_jax.model_io.workdir import read_run_params, run_reference
+from gecko_jax.models.config import DualEncoderConfig
+from gecko_jax.text.features import validate_batch
 from gecko_jax.training import run_model
-from gecko_jax.training.checkpoints import Checkpointer
 from gecko_jax.training.config import TrainConfig
 from gecko_jax.training.early_stopping import EarlyStopping
-from gecko_jax.training.metrics import MetricsWriter, peak_flops, train_flops_per_step
+from gecko_jax.training.hooks import (
+    Batch,
+    CheckpointHook,
+    DivergenceHook,
+    EvalFn,
+    EvalHook,
+    Hook,
+    LogHook,
+    Metrics,
+    RunExport,
+    SignalHook,
+)
+from gecko_jax.training.metrics import MetricsWriter
 from gecko_jax.training.optimizer import learning_rate_schedule, make_optimizer
 from gecko_jax.training.state import abstract_state, init_state, state_shardings
 from gecko_jax.training.step import TrainState, make_train_step
@@ -44,15 +55,8 @@ from gecko_jax.training.step import TrainState, make_train_step
 logger = logging.getLogger(__name__)
 
 BatchFn = Callable[[int], dict[str, np.ndarray]]
-EvalFn = Callable[[Any, int], dict[str, float]]
-
-
-class TrainingDivergedError(RuntimeError):
-    """Too many skipped steps (see ``TrainConfig``); the last good state was checkpointed."""
-
-
-# The exit status of a command line whose training diverged (gecko-train, gecko-jax demo).
-EXIT_DIVERGED = 3
+# One train step: (state, step index) -> (new state, its metrics, the global batch it used).
+Advance = Callable[[TrainState, int], tuple[TrainState, Metrics, Batch]]
 
 
 @dataclasses.dataclass
@@ -65,11 +69,11 @@ class TrainResult:
 def _load_init_params(path: str, config: TrainConfig) -> Any:
     """Params-only initialisation: our export, a HF/sentence-transformers folder, or a run
     (``WORKDIR``, ``WORKDIR@STEP``, ``WORKDIR@best``; see ``run_model``)."""
-    from gecko_jax.encoder import read_model_folder
+    from gecko_jax.model_io.folders import read_model_folder
 
     folder = as_path(path)
-    if run_model.run_reference(path) is not None:
-        model_config, params, _ = run_model.read_run_params(path, default_model=config.model)
+    if run_reference(path) is not None:
+        model_config, params, _ = read_run_params(path, default_model=config.model)
     else:
         model_config, params, _ = read_model_folder(local_copy(folder))
     if model_config.encoder != config.model.encoder:
@@ -111,70 +115,44 @@ def restore_or_init(
     return init_state(config, optimizer, mesh, rng)
 
 
-def _host_values(metrics: dict[str, jax.Array]) -> dict[str, float]:
-    return {name: float(value) for name, value in jax.device_get(metrics).items()}
-
-
-def _skip_cause(values: dict[str, float], max_param_norm: float) -> str:
-    """Why the step's guard refused its update, read back from the step's metrics."""
-    if not math.isfinite(values["loss"]):
-        return f"the loss was {values['loss']}"
-    if not math.isfinite(values["grad_norm"]):
-        return f"the gradient norm was {values['grad_norm']}"
-    return (
-        f"the update would have taken the parameter norm to {values['proposed_param_norm']:.3g}"
-        f" (max_param_norm {max_param_norm:.3g})"
+def _compiled_step(config: TrainConfig, optimizer: Any, mesh: Mesh, batch_fn: BatchFn) -> Advance:
+    """The jitted train step, fed by ``batch_fn`` and donating the old state."""
+    shardings = state_shardings(config, optimizer, mesh)
+    step_fn = jax.jit(
+        make_train_step(config, optimizer, learning_rate_schedule(config), num_batch_shards(mesh)),
+        in_shardings=(shardings, batch_sharding(mesh)),
+        out_shardings=(shardings, replicated(mesh)),
+        donate_argnums=0,
     )
 
+    def advance(state: TrainState, step: int) -> tuple[TrainState, Metrics, Batch]:
+        host_batch = batch_fn(step)
+        validate_batch(host_batch)
+        batch = global_batch_from_host(host_batch, mesh)
+        state, metrics = step_fn(state, batch)
+        return state, metrics, batch
 
-def _check_skipped_share(state: TrainState, config: TrainConfig, checkpoints: epath.Path) -> None:
-    """A run that ends with many skipped steps has diverged even if few came in a row; one
-    with a few says so, rather than ending as if nothing happened."""
-    skipped, steps = int(state.skipped_steps), int(state.step)
-    if not skipped:
-        return
-    summary = f"{skipped} of {steps} steps were skipped as non-finite or exploding"
-    if skipped > config.max_skipped_fraction * steps:
-        raise TrainingDivergedError(
-            f"{summary}, more than max_skipped_fraction {config.max_skipped_fraction:g}; the "
-            f"newest checkpoint in {checkpoints} holds the last good parameters"
-        )
-    logger.warning("%s (within max_skipped_fraction %g)", summary, config.max_skipped_fraction)
+    return advance
 
 
-def _duration(seconds: float) -> str:
-    return str(datetime.timedelta(seconds=round(seconds)))
-
-
-def _non_embedding_params(params: Any) -> int:
-    leaves = jax.tree_util.tree_leaves_with_path(params)
-    return sum(
-        int(np.prod(x.shape)) for path, x in leaves if "embedding" not in jax.tree_util.keystr(path)
-    )
-
-
-class _StopFlag:
-    """Set by SIGTERM (TPU VM preemption), checked between steps."""
-
-    def __init__(self) -> None:
-        self.signalled = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _StopFlag:
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not in the main thread: no signal handling
-            self._previous = None
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        del frame
-        logger.warning("received signal %d: checkpointing and stopping", signum)
-        self.signalled = True
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+def _loop(
+    state: TrainState,
+    total_steps: int,
+    advance: Advance,
+    hooks: Sequence[Hook],
+) -> tuple[TrainState, str | None]:
+    """Step until ``total_steps`` or a hook's stop (see ``hooks``); the final state and the
+    stop reason (None when the run went to the end)."""
+    stop = next((hook.stop_reason for hook in hooks if hook.on_start(state)), None)
+    step = int(state.step)
+    while stop is None and step < total_steps:
+        state, metrics, batch = advance(state, step)
+        step += 1
+        stopped = (hook for hook in hooks if hook.after_step(step, state, metrics, batch))
+        stop = next((hook.stop_reason for hook in stopped), None)
+    for hook in hooks:
+        hook.on_end(state, stop)
+    return state, stop
 
 
 def train(
@@ -184,6 +162,7 @@ def train(
     eval_fn: EvalFn | None = None,
     mesh: Mesh | None = None,
     early_stopping: EarlyStopping | None = None,
+    hooks: Sequence[Hook] = (),
 ) -> TrainResult:
     """Train until ``config.total_steps``, resuming from ``workdir`` if it holds a checkpoint.
 
@@ -198,136 +177,39 @@ def train(
     Every skipped step is logged with its cause. :class:`TrainingDivergedError` ends a run
     with ``max_consecutive_bad_steps`` skipped in a row (after checkpointing the last good
     state) or one that finishes with more than ``max_skipped_fraction`` of its steps skipped.
+
+    ``hooks`` run after the built-in logging, before evaluation and checkpointing (see
+    ``gecko_jax.training.hooks``).
     """
     workdir = make_dir(workdir)
     mesh = mesh or create_mesh(config.mesh)
-    optimizer, schedule = make_optimizer(config), learning_rate_schedule(config)
+    optimizer = make_optimizer(config)
     checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.async_checkpointing)
     is_chief = jax.process_index() == 0
     if is_chief:
         (workdir / "train_config.json").write_text(
             json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n"
         )
-    with mesh_context(mesh), _StopFlag() as stop:
+    with mesh_context(mesh), SignalHook() as on_signal:
         state = restore_or_init(config, optimizer, mesh, checkpointer)
         run = run_model.record_run_model(workdir, config) if is_chief else None
-        shardings = state_shardings(config, optimizer, mesh)
-        step_fn = jax.jit(
-            make_train_step(config, optimizer, schedule, num_batch_shards(mesh)),
-            in_shardings=(shardings, batch_sharding(mesh)),
-            out_shardings=(shardings, replicated(mesh)),
-            donate_argnums=0,
+        export = RunExport(workdir, run)
+        writer = MetricsWriter(workdir, int(state.step), enabled=is_chief)
+        evaluation = (
+            [] if eval_fn is None else [EvalHook(config, eval_fn, writer, early_stopping, export)]
         )
-        start = int(state.step)
-        if early_stopping is not None:
-            early_stopping.attach(workdir, start)
-        writer = MetricsWriter(workdir, start, enabled=is_chief)
-        device_peak = config.peak_flops_per_device or peak_flops(jax.devices()[0].device_kind)
-        non_embedding = _non_embedding_params(state.params)
-        last_time, last_logged = time.perf_counter(), start
-
-        def meta(reason: str) -> dict[str, Any]:
-            return {"reason": reason, "data_step": int(state.step), "seed": config.seed}
-
-        def export(step: int, selected_by: dict[str, Any] | None) -> None:
-            params = run_model.host_params(state.params)
-            if run is not None:
-                run_model.export_run_model(workdir, run, params, step, selected_by)
-
-        def evaluate(step: int) -> bool:
-            """Evaluate, log, and export a new best; True when early stopping says stop."""
-            eval_metrics = eval_fn(state.params, step)
-            writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-            if early_stopping is None:
-                return False
-            stop_now = early_stopping.update(step, eval_metrics, state.params)
-            best = early_stopping.best
-            if best is not None and best["step"] == step:
-                export(step, early_stopping.selection())
-            return stop_now
-
+        all_hooks = [
+            DivergenceHook(config, checkpointer),
+            LogHook(config, writer),
+            *hooks,
+            *evaluation,
+            on_signal,
+            CheckpointHook(config, checkpointer, export, early_stopping),
+        ]
+        advance = _compiled_step(config, optimizer, mesh, batch_fn)
         try:
-            end = config.total_steps
-            if early_stopping is not None and eval_fn is not None:
-                if start == 0 and not early_stopping.history:
-                    # The starting point competes too: fine-tuning may only make it worse.
-                    evaluate(0)
-                end = start if early_stopping.stopped else end
-            for step in range(start, end):
-                host_batch = batch_fn(step)
-                validate_batch(host_batch)
-                batch = global_batch_from_host(host_batch, mesh)
-                state, metrics = step_fn(state, batch)
-                done = step + 1
-                bad_in_a_row = int(state.consecutive_bad_steps)
-                if bad_in_a_row:
-                    cause = _skip_cause(_host_values(metrics), config.max_param_norm)
-                    logger.warning(
-                        "step %d skipped: %s (%d in a row, %d in all)",
-                        done,
-                        cause,
-                        bad_in_a_row,
-                        int(state.skipped_steps),
-                    )
-                    if bad_in_a_row >= config.max_consecutive_bad_steps:
-                        checkpointer.save(done, state, meta("diverged"))
-                        checkpointer.wait()
-                        raise TrainingDivergedError(
-                            f"{bad_in_a_row} steps in a row were skipped, the last (step {done}) "
-                            f"because {cause}; the last good parameters are checkpointed at "
-                            f"step {done} in {checkpointer.directory}"
-                        )
-                if done % config.log_every == 0 or done == config.total_steps:
-                    values = _host_values(metrics)
-                    now = time.perf_counter()
-                    seconds_per_step = (now - last_time) / (done - last_logged)
-                    last_time, last_logged = now, done
-                    tokens = sum(
-                        int(np.prod(batch[f"{f}_input_ids"].shape))
-                        for f in ("query", "positive", "negative")
-                    )
-                    flops = train_flops_per_step(
-                        non_embedding, tokens, config.gradcache_chunk_size is not None
-                    )
-                    values["examples_per_second"] = config.global_batch_size / seconds_per_step
-                    if device_peak:
-                        values["mfu"] = (
-                            flops / seconds_per_step / (device_peak * jax.device_count())
-                        )
-                    values["skipped_steps"] = int(state.skipped_steps)
-                    writer.write(done, values)
-                    eta = (config.total_steps - done) * seconds_per_step
-                    logger.info(
-                        "step %d/%d loss %.4f acc %.3f lr %.2e %.1f ex/s eta %s",
-                        done,
-                        config.total_steps,
-                        values["loss"],
-                        values["accuracy"],
-                        values["learning_rate"],
-                        values["examples_per_second"],
-                        _duration(eta),
-                    )
-                evaluating = eval_fn is not None and config.eval_every
-                if evaluating and done % config.eval_every == 0 and evaluate(done):
-                    checkpointer.save(done, state, meta("early_stopped"))
-                    logger.info(
-                        "early stop at step %d: best %s %.4f at step %d",
-                        done,
-                        early_stopping.metric,
-                        early_stopping.best["value"],
-                        early_stopping.best["step"],
-                    )
-                    break
-                if stop.signalled:
-                    checkpointer.save(done, state, meta("signal"))
-                    break
-                if done % config.checkpoint_every == 0 or done == config.total_steps:
-                    checkpointer.save(done, state, meta("periodic"))
-            if not stop.signalled:
-                _check_skipped_share(state, config, checkpointer.directory)
-                if early_stopping is None or early_stopping.best is None:
-                    export(int(state.step), None)
+            state, stop = _loop(state, config.total_steps, advance, all_hooks)
         finally:
             writer.close()
             checkpointer.close()
-    return TrainResult(state, stop.signalled, workdir)
+    return TrainResult(state, stop == SignalHook.stop_reason, workdir)
