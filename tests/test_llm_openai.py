@@ -64,6 +64,7 @@ class Handler(BaseHTTPRequestHandler):
             action = server.actions.pop(0) if server.actions else ""
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
+        self.counted = True
         try:
             time.sleep(server.delay)
             if action == "sleep":
@@ -89,8 +90,15 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client timed out and left
         finally:
-            with server.lock:
-                server.in_flight -= 1
+            self.leave()
+
+    def leave(self) -> None:
+        """Count this request out of the in-flight ones, once: before its reply's body is sent,
+        since the client may send its next request as soon as it has read it."""
+        if self.counted:
+            with self.server.lock:
+                self.server.in_flight -= 1
+            self.counted = False
 
     @staticmethod
     def completion(choice: dict, body: dict) -> dict:
@@ -103,6 +111,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        self.leave()
         self.wfile.write(data)
 
 
