@@ -11,7 +11,6 @@ from hub_standin import run_against_hub
 
 from gecko_jax.core.assets import _HUB_COPIES, SMOLLM2_GGUF, minilm_path
 
-REPO = Path(__file__).resolve().parents[1]
 TEXTS = ["a cat sat on the mat", "title: none | text: Paris is the capital of France."]
 
 _WITHOUT_PACKAGES = """

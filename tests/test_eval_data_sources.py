@@ -20,7 +20,6 @@ from gecko_jax.data.banking77 import BANKING77_FOLDER, BANKING77_HUB_COPY, load_
 from gecko_jax.data.sources import SetUnavailable, resolve_set
 from gecko_jax.data.stsb import STSB_FOLDER, STSB_HUB_COPY, load_stsb
 
-REPO = Path(__file__).resolve().parents[1]
 needs_shared_data = pytest.mark.skipif(
     not (SHARED_DATA / STSB_FOLDER).is_dir() or not (SHARED_DATA / BANKING77_FOLDER).is_dir(),
     reason=f"shared evaluation data not found under {SHARED_DATA}",
