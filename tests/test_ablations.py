@@ -17,7 +17,7 @@ from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.records import read_jsonl
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.recipes.ablations import AblationCell, AblationPlan, Labels, relabel
-from gecko_jax.recipes.ablations.labels import changed_share, fused_scores
+from gecko_jax.recipes.ablations.labels import changed_share, choose
 from gecko_jax.recipes.ablations.report import summarize
 from gecko_jax.recipes.ablations.runner import TruncatedEncoder
 from gecko_jax.recipes.finetune import FinetuneConfig
@@ -78,7 +78,8 @@ def test_relabel_fuses_with_the_mining_configs_rrf_k():
     """RRF over the members' ranks (QL: a 2, b 3, c 1, d 4; RC: 1, 2, 4, 3) with the k given."""
     for k in (0.0, 60.0):
         expected = [1 / (k + q) + 1 / (k + r) for q, r in [(2, 1), (3, 2), (1, 4), (4, 3)]]
-        np.testing.assert_allclose(fused_scores(RECORD, Labels(), k), expected)
+        rng = np.random.default_rng(0)
+        np.testing.assert_allclose(choose(RECORD, Labels(), k, rng).fused, expected)
 
 
 def test_relabel_applies_the_false_negative_guard():
@@ -174,12 +175,23 @@ def test_every_shipped_plan_parses():
     # control without FRet, each against the guarded labels, with Banking77 and STS-B mixed in.
     quality_plan = plans.pop("quality")
     quality = {c.name: c for c in quality_plan.cells}
-    assert set(quality) == {"baseline", "seed_nth", "guarded", "no_fret"}
+    assert set(quality) == {"baseline", "seed_nth", "guarded", "guarded_ql_negative", "no_fret"}
     assert {c.reference for c in quality.values()} == {"guarded"}
     assert quality["guarded"].labels.guard == "unanimous"
     assert quality["guarded"].labels.reranker == ("query_likelihood", "retriever")
     # The demo's quality run labels with the false-negative guard on: so does its cell.
     assert quality["guarded"].labels.false_negative_margin == 0.0
+    ql_negative = quality["guarded_ql_negative"].labels
+    assert ql_negative == dataclasses.replace(
+        quality["guarded"].labels,
+        negative_fusion=("query_likelihood",),
+        false_negative_scorers=("query_likelihood",),
+    )
+    (training,) = quality["guarded_ql_negative"].trainings()
+    assert training.key == (
+        "llm-nth-query_likelihood+retriever+guard_unanimous+negative_query_likelihood"
+        "+false_negative_0_query_likelihood_gecko_same_tower_full"
+    )
     assert quality_plan.symmetric_sets == ("banking77", "stsb")
     (control,) = quality["no_fret"].trainings()
     assert not control.fret and control.key == "no_fret_gecko_same_tower_full"

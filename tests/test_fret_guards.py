@@ -15,7 +15,13 @@ import pytest
 from gecko_jax.core.assets import smollm2_gguf_path
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
 from gecko_jax.fret.fusion import fuse, member_ranks
-from gecko_jax.fret.guards import guarded_fusion, relabel_allowed, round_trip_ok, safe_negative
+from gecko_jax.fret.guards import (
+    choose_labels,
+    guarded_fusion,
+    relabel_allowed,
+    round_trip_ok,
+    safe_negative,
+)
 from gecko_jax.fret.mine import MineConfig, label_query, mine
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.prompts import TASK_TYPES
@@ -130,6 +136,10 @@ def test_fusion_members_include_the_retriever_in_list_order():
         ({"fusion": ()}, "fusion members must be distinct names"),
         ({"false_negative_margin": -1.0}, "false_negative_margin must be None or >= 0"),
         ({"false_negative_margin": math.nan}, "false_negative_margin must be None or >= 0"),
+        ({"negative_fusion": (QL, "bm25")}, "fusion members must be distinct names"),
+        ({"negative_fusion": ()}, "fusion members must be distinct names"),
+        ({"false_negative_scorers": ("retriever",)}, "false_negative_scorers must be distinct"),
+        ({"false_negative_scorers": ()}, "false_negative_scorers must be distinct"),
     ],
 )
 def test_mine_config_refuses_bad_guards(settings, message):
@@ -159,6 +169,46 @@ def test_a_blocked_relabel_keeps_the_seed_and_draws_the_negative_from_the_others
     assert record["ranks"] == free["ranks"] and record["scores"] == free["scores"]
 
 
+# QL ranks c, a, b, d; RC ranks a, b, d, c; the retriever a, b, c, d. RRF(QL, retriever):
+# a = 1/2 + 1, c = 1 + 1/3, b = 1/3 + 1/2, d = 1/4 + 1/4, so a is p_1 and d p_N.
+FOUR = {QL: [-2.0, -3.0, -1.0, -4.0], RC: [-1.0, -2.0, -4.0, -3.0]}
+
+
+def _choose(seed_id="b", **settings):
+    settings = {"fusion": (QL, "retriever"), "rrf_k": 0.0, "guard": "unanimous", **settings}
+    return choose_labels(FOUR, ["a", "b", "c", "d"], seed_id, **settings)
+
+
+def test_the_negative_comes_from_its_own_ranking():
+    assert (_choose().positive, _choose().drawn_negative) == (0, 3)
+    # RC ranks c last among the others; QL and RC's RRF, d (a 1/2 + 1, b 1/3 + 1/2, c 1 + 1/4,
+    # d 1/4 + 1/3).
+    assert _choose(negative_fusion=(RC,)).negative == 2
+    assert _choose(negative_fusion=(QL, RC)).negative == 3
+    # The positive is never the negative, even where the negative's ranking puts it last.
+    choice = _choose(seed_id="c", negative_fusion=("retriever",))
+    assert (choice.positive, choice.relabel_blocked, choice.negative) == (2, True, 3)
+    assert _choose(seed_id="d", guard="seed", negative_fusion=("retriever",)).negative == 2
+
+
+def test_the_false_negative_guard_asks_only_its_scorers():
+    """c (drawn by RC's ranking) is within 1.5 of the positive a under QL, not under RC."""
+    rc_negative = {"negative_fusion": (RC,), "false_negative_margin": 1.5}
+    assert _choose(**rc_negative, false_negative_scorers=(RC,)).negative == 2
+    choice = _choose(**rc_negative)  # both scorers: the next safe one up RC's order is d
+    assert (choice.drawn_negative, choice.negative) == (2, 3)
+
+
+def test_mined_records_follow_the_negative_ranking():
+    candidates = [Passage(i, i.upper(), f"text {i}") for i in "abcd"]
+    row = {"task": "t", "query": "q", "passage_id": "b", "requested_type": "definition"}
+    scores = {name: np.array(values) for name, values in FOUR.items()}
+    config = MineConfig(num_candidates=4, fusion=(QL, "retriever"), negative_fusion=(RC,))
+    record = label_query(row, candidates, scores, config, np.random.default_rng(0))
+    assert (record["positive"]["id"], record["negative"]["id"]) == ("a", "c")
+    assert record["negative_rank"] == 2  # ranks stay the positive's fusion's
+
+
 # Real data: the first 120 characters of five extracts, and a query for each seed; the last two
 # were written for another extract (Zhuge Liang's and radiation therapy's, swapped).
 ROWS = [
@@ -180,6 +230,11 @@ REAL = {
     "none": {},
     "seed": {"relabel_guard": "seed", "false_negative_margin": 2.0},
     "round_trip": {"round_trip_k": 1},
+    "ql_negative": {
+        "negative_fusion": (QL,),
+        "false_negative_margin": 0.0,
+        "false_negative_scorers": (QL,),
+    },
 }
 
 
@@ -242,3 +297,16 @@ def test_manifest_counts_match_the_records(mined):
             ids, scores = record["candidate_ids"], record["scores"]
             pos, neg = ids.index(record["positive"]["id"]), ids.index(record["negative"]["id"])
             assert all(scores[s][neg] < scores[s][pos] - margin for s in (QL, RC))
+
+
+@pytest.mark.slow
+def test_a_negative_from_query_likelihood_is_its_lowest_safe_candidate(mined):
+    records, _, hits, misses = mined["ql_negative"]
+    assert misses == 0 and hits > 0  # relabelled from the cached scores
+    for record in records:
+        ql = record["scores"][QL]
+        pos = record["candidate_ids"].index(record["positive"]["id"])
+        others = [i for i in range(len(ql)) if i != pos and ql[i] < ql[pos]]
+        expected = min(others, key=lambda i: ql[i]) if others else None
+        negative = record["negative"] and record["candidate_ids"].index(record["negative"]["id"])
+        assert negative == expected

@@ -20,7 +20,7 @@ from gecko_jax.cli.gin_files import GinFileError, parse_gin
 from gecko_jax.cli.llm_flags import add_llm_arg, check_llm_args, share
 from gecko_jax.core.assets import smollm2_llm_spec
 from gecko_jax.core.stages import MAX_FAILED_SHARE, RESTART_FLAG
-from gecko_jax.fret.fusion import FUSION_MEMBERS, NEGATIVE_CHOICES
+from gecko_jax.fret.fusion import FUSION_MEMBERS, LLM_SCORERS, NEGATIVE_CHOICES
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.guards import RELABEL_GUARDS
 from gecko_jax.fret.mine import SCORING, MineConfig
@@ -84,7 +84,16 @@ MINE_FLAGS: dict[str, dict[str, Any]] = {
     "round_trip_k": {"type": int},
     "relabel_guard": {"choices": RELABEL_GUARDS},
     "relabel_margin": {"type": float},
+    "negative_fusion": {
+        "type": fusion_members,
+        "help": "comma-separated RRF members ordering the hard negatives (default: --fusion's)",
+    },
     "false_negative_margin": {"type": float},
+    "false_negative_scorers": {
+        "type": fusion_members,
+        "help": "comma-separated LLM scorers of the false-negative guard, from "
+        + ",".join(LLM_SCORERS),
+    },
 }
 
 

@@ -13,15 +13,27 @@ pipeline, the Beam runner and offline relabelling (ablations) apply the same rul
   beats the seed's by a margin), ``"none"`` (always, the paper's rule) or ``"seed"`` (never).
 - false-negative guard: a hard negative that an LLM scorer rates within a margin of the positive
   may be another right answer; the nearest safe candidate is used, or none.
+
+:func:`choose_labels` applies the relabel and false-negative guards to one query; the hard
+negative may come from another ranking than the positive (``negative_fusion``), so a retriever
+trusted to keep the positive on its seed need not also make the negatives easy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from gecko_jax.fret.fusion import LLM_SCORERS, ranks_from_scores
+from gecko_jax.fret.fusion import (
+    LLM_SCORERS,
+    check_members,
+    member_ranks,
+    ranks_from_scores,
+    reciprocal_rank_fusion,
+    select,
+)
 
 RELABEL_GUARDS = ("none", "unanimous", "margin", "seed")
 
@@ -87,12 +99,13 @@ def safe_negative(
     positive: int,
     negative: int,
     margin: float | None,
+    scorers: Sequence[str] = LLM_SCORERS,
 ) -> int | None:
-    """``negative``, or the nearest candidate in fused order that no LLM scorer rates within
-    ``margin`` of the positive: lower-ranked ones first (they are the safer), then higher-ranked
-    ones nearest first (so the last, ``"nth"``, negative has somewhere to go); None when no
-    candidate is safe. ``margin=None``: no check. A NaN score (a failed LLM call) says nothing
-    against a candidate.
+    """``negative``, or the nearest candidate in fused order that none of the LLM ``scorers``
+    rates within ``margin`` of the positive: lower-ranked ones first (they are the safer), then
+    higher-ranked ones nearest first (so the last, ``"nth"``, negative has somewhere to go);
+    None when no candidate is safe. ``margin=None``: no check. A NaN score (a failed LLM call)
+    says nothing against a candidate.
     """
     if margin is None:
         return negative
@@ -103,9 +116,76 @@ def safe_negative(
             continue
         close = any(
             float(scores[name][candidate]) >= float(scores[name][positive]) - margin
-            for name in LLM_SCORERS
+            for name in scorers
             if name in scores
         )
         if not close:
             return candidate
     return None
+
+
+def check_false_negative_guard(margin: float | None, scorers: Sequence[str]) -> None:
+    if margin is not None and not margin >= 0:
+        raise ValueError(f"false_negative_margin must be None or >= 0, got {margin}")
+    if not scorers or len(set(scorers)) != len(scorers) or set(scorers) - set(LLM_SCORERS):
+        raise ValueError(
+            f"false_negative_scorers must be distinct names from {LLM_SCORERS}, got {scorers}"
+        )
+
+
+def check_negative_fusion(members: Sequence[str] | None) -> None:
+    if members is not None:
+        check_members(members)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelChoice:
+    """One query's labels as candidate indices, and what the guards did to them."""
+
+    positive: int
+    # The hard negative the rule drew, and the one kept after the false-negative guard (None:
+    # no candidate was safe).
+    drawn_negative: int
+    negative: int | None
+    relabel_blocked: bool
+    # The positive's fusion before the relabel guard (its ranks go into the FRet record).
+    fused: np.ndarray
+
+
+def choose_labels(
+    scores: Mapping[str, Sequence[float]],
+    candidate_ids: Sequence[str],
+    seed_id: str | None,
+    *,
+    fusion: Sequence[str],
+    rrf_k: float,
+    guard: str,
+    relabel_margin: float = 0.0,
+    negative: str = "nth",
+    k_th: int = 20,
+    rng: np.random.Generator | None = None,
+    negative_fusion: Sequence[str] | None = None,
+    false_negative_margin: float | None = None,
+    false_negative_scorers: Sequence[str] = LLM_SCORERS,
+) -> LabelChoice:
+    """The positive (top of ``fusion``'s RRF, kept on the seed where ``guard`` blocks a move)
+    and the hard negative (``negative`` of the others, in the order of ``negative_fusion``'s RRF;
+    None: ``fusion``'s), checked by the false-negative guard. Mining and offline relabelling
+    (ablations) both label through here."""
+    n = len(candidate_ids)
+    members = member_ranks(scores, fusion, n)
+    fused = reciprocal_rank_fusion(list(members.values()), rrf_k)
+    seed = list(candidate_ids).index(seed_id) if seed_id in candidate_ids else None
+    guarded, blocked = guarded_fusion(fused, members, seed, guard, relabel_margin)
+    positive = select(candidate_ids, guarded)[0]
+    order = guarded
+    if negative_fusion is not None:
+        order = reciprocal_rank_fusion(
+            list(member_ranks(scores, negative_fusion, n).values()), rrf_k
+        )
+        order[positive] = np.inf  # first, so select draws the negative from the others
+    drawn = select(candidate_ids, order, negative, k_th, rng)[1]
+    safe = safe_negative(
+        scores, order, positive, drawn, false_negative_margin, false_negative_scorers
+    )
+    return LabelChoice(positive, drawn, safe, blocked, fused)

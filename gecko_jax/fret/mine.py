@@ -23,15 +23,14 @@ from tqdm.auto import tqdm
 
 from gecko_jax.core.config_types import check_field_types
 from gecko_jax.encoder import Encoder
-from gecko_jax.fret.fusion import (
-    LLM_SCORERS,
-    check_members,
-    member_ranks,
-    ranks_from_scores,
-    reciprocal_rank_fusion,
-    select,
+from gecko_jax.fret.fusion import LLM_SCORERS, check_members, ranks_from_scores
+from gecko_jax.fret.guards import (
+    check_false_negative_guard,
+    check_guard,
+    check_negative_fusion,
+    choose_labels,
+    round_trip_ok,
 )
-from gecko_jax.fret.guards import check_guard, guarded_fusion, round_trip_ok, safe_negative
 from gecko_jax.fret.histograms import score_histograms
 from gecko_jax.fret.passages import Passage
 from gecko_jax.fret.prompts import RC_LABEL, joint_context, joint_parts, ql_context, rc_context
@@ -67,14 +66,21 @@ class MineConfig:
     # "margin" (fused score above the seed's by relabel_margin) or "seed" (never).
     relabel_guard: str = "none"
     relabel_margin: float = 0.0
-    # Skip a hard negative an LLM scorer rates within this many nats of the positive (None: off).
+    # RRF members whose order the hard negative is drawn from (None: ``fusion``'s, after the
+    # relabel guard); the positive always comes from ``fusion``.
+    negative_fusion: tuple[str, ...] | None = None
+    # Skip a hard negative one of ``false_negative_scorers`` rates within this many nats of the
+    # positive (None: off).
     false_negative_margin: float | None = None
+    false_negative_scorers: tuple[str, ...] = LLM_SCORERS
 
     def __post_init__(self) -> None:
         check_field_types(self)
         if self.scoring not in SCORING:
             raise ValueError(f"scoring must be one of {SCORING}, got {self.scoring!r}")
-        object.__setattr__(self, "fusion", tuple(self.fusion))
+        for name in ("fusion", "negative_fusion", "false_negative_scorers"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, value if value is None else tuple(value))
         check_members(self.fusion)
         check_guard(self.relabel_guard, self.relabel_margin)
         if not 0 <= self.round_trip_k < self.num_candidates:
@@ -82,10 +88,8 @@ class MineConfig:
                 f"round_trip_k must be in [0, num_candidates={self.num_candidates}) (the seed "
                 f"always fills the last slot), got {self.round_trip_k}"
             )
-        if self.false_negative_margin is not None and not self.false_negative_margin >= 0:
-            raise ValueError(
-                f"false_negative_margin must be None or >= 0, got {self.false_negative_margin}"
-            )
+        check_negative_fusion(self.negative_fusion)
+        check_false_negative_guard(self.false_negative_margin, self.false_negative_scorers)
 
 
 def embed_queries(encoder: Encoder, rows: Sequence[dict[str, Any]]) -> np.ndarray:
@@ -187,14 +191,23 @@ def label_query(
     labelled under the relabel and false-negative guards (``guards`` says what they did)."""
     candidate_ids = [p.id for p in candidates]
     ranks = {name: ranks_from_scores(scores[name]) for name in SCORERS}
-    members = member_ranks(scores, config.fusion, len(candidates))
-    fused = reciprocal_rank_fusion(list(members.values()), config.rrf_k)
-    seed = candidate_ids.index(row["passage_id"]) if row["passage_id"] in candidate_ids else None
-    guarded, blocked = guarded_fusion(
-        fused, members, seed, config.relabel_guard, config.relabel_margin
+    choice = choose_labels(
+        scores,
+        candidate_ids,
+        row["passage_id"],
+        fusion=config.fusion,
+        rrf_k=config.rrf_k,
+        guard=config.relabel_guard,
+        relabel_margin=config.relabel_margin,
+        negative=config.negative,
+        k_th=config.k_th,
+        rng=rng,
+        negative_fusion=config.negative_fusion,
+        false_negative_margin=config.false_negative_margin,
+        false_negative_scorers=config.false_negative_scorers,
     )
-    pos, neg = select(candidate_ids, guarded, config.negative, config.k_th, rng)
-    safe = safe_negative(scores, guarded, pos, neg, config.false_negative_margin)
+    pos, neg, safe = choice.positive, choice.drawn_negative, choice.negative
+    fused = choice.fused
     fused_ranks = ranks_from_scores(fused)
     return {
         "task": row["task"],
@@ -209,7 +222,7 @@ def label_query(
         "ranks": {**{k: v.tolist() for k, v in ranks.items()}, "fused": fused_ranks.tolist()},
         "scores": {**{k: scores[k].tolist() for k in SCORERS}, "fused": fused.tolist()},
         "guards": {
-            "relabel_blocked": blocked,
+            "relabel_blocked": choice.relabel_blocked,
             "negative": "kept" if safe == neg else ("dropped" if safe is None else "replaced"),
         },
     }

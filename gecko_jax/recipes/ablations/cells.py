@@ -14,7 +14,11 @@ from typing import Any
 
 from gecko_jax.core.config_types import check_field_types
 from gecko_jax.fret.fusion import LLM_SCORERS, check_members
-from gecko_jax.fret.guards import RELABEL_GUARDS
+from gecko_jax.fret.guards import (
+    RELABEL_GUARDS,
+    check_false_negative_guard,
+    check_negative_fusion,
+)
 from gecko_jax.recipes.finetune import FinetuneConfig, check_training_choices
 from gecko_jax.text.formats import DEFAULT_TEXT_FORMAT, check_text_format
 
@@ -40,9 +44,13 @@ class Labels:
     reranker: tuple[str, ...] = LLM_SCORERS
     # The relabel guard of an "llm" positive (fret.guards): "none" is the paper's rule.
     guard: str = "none"
-    # The false-negative guard (fret.guards.safe_negative): a hard negative an LLM scorer rates
-    # within this margin of the positive is replaced; None: no check (the paper's rule).
+    # The members whose RRF orders the hard negatives (None: the reranker's, as in the paper).
+    negative_fusion: tuple[str, ...] | None = None
+    # The false-negative guard (fret.guards.safe_negative): a hard negative one of these LLM
+    # scorers rates within this margin of the positive is replaced; None: no check (the
+    # paper's rule).
     false_negative_margin: float | None = None
+    false_negative_scorers: tuple[str, ...] = LLM_SCORERS
 
     def __post_init__(self) -> None:
         if self.positive not in POSITIVES:
@@ -52,10 +60,8 @@ class Labels:
         check_members(self.reranker)
         if self.guard not in RELABEL_GUARDS:
             raise ValueError(f"guard must be one of {RELABEL_GUARDS}, got {self.guard!r}")
-        if self.false_negative_margin is not None and not self.false_negative_margin >= 0:
-            raise ValueError(
-                f"false_negative_margin must be None or >= 0, got {self.false_negative_margin}"
-            )
+        check_negative_fusion(self.negative_fusion)
+        check_false_negative_guard(self.false_negative_margin, self.false_negative_scorers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +87,12 @@ class Training:
         scorers = "+".join(labels.reranker)
         if labels.guard != "none":
             scorers += f"+guard_{labels.guard}"
+        if labels.negative_fusion is not None:
+            scorers += "+negative_" + "+".join(labels.negative_fusion)
         if labels.false_negative_margin is not None:
             scorers += f"+false_negative_{labels.false_negative_margin:g}"
+            if labels.false_negative_scorers != LLM_SCORERS:
+                scorers += "_" + "+".join(labels.false_negative_scorers)
         return f"{labels.positive}-{labels.negative}-{scorers}_{self.text_format}_{tower}_{dims}"
 
     def finetune_config(self, config: FinetuneConfig, full_dim: int) -> FinetuneConfig:
@@ -115,7 +125,9 @@ class AblationCell:
     negative: str = "nth"
     reranker: tuple[str, ...] = LLM_SCORERS
     guard: str = "none"
+    negative_fusion: tuple[str, ...] | None = None
     false_negative_margin: float | None = None
+    false_negative_scorers: tuple[str, ...] = LLM_SCORERS
     text_format: str = DEFAULT_TEXT_FORMAT
     same_tower: bool = True
     dims: tuple[int | None, ...] = (None,)
@@ -134,11 +146,13 @@ class AblationCell:
     @property
     def labels(self) -> Labels:
         return Labels(
-            self.positive,
-            self.negative,
-            tuple(self.reranker),
-            self.guard,
-            self.false_negative_margin,
+            positive=self.positive,
+            negative=self.negative,
+            reranker=tuple(self.reranker),
+            guard=self.guard,
+            negative_fusion=None if self.negative_fusion is None else tuple(self.negative_fusion),
+            false_negative_margin=self.false_negative_margin,
+            false_negative_scorers=tuple(self.false_negative_scorers),
         )
 
     def trainings(self) -> list[Training]:

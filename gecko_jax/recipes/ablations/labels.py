@@ -13,27 +13,35 @@ from typing import Any
 
 import numpy as np
 
-from gecko_jax.fret.fusion import member_ranks, reciprocal_rank_fusion, select
-from gecko_jax.fret.guards import guarded_fusion, safe_negative
+from gecko_jax.fret.guards import LabelChoice, choose_labels
 from gecko_jax.fret.passages import Passage
 from gecko_jax.recipes.ablations.cells import Labels
 
 
-def fused_scores(record: Mapping[str, Any], labels: Labels, rrf_k: float) -> np.ndarray:
-    """RRF with ``rrf_k`` (the mining config's; 0 is the paper's) over the chosen members'
-    ranks; one member keeps its order.
+def choose(
+    record: Mapping[str, Any], labels: Labels, rrf_k: float, rng: np.random.Generator
+) -> LabelChoice:
+    """``record``'s labels under ``labels``, fused with ``rrf_k`` (the mining config's; 0 is the
+    paper's), through mining's own rule (:func:`gecko_jax.fret.guards.choose_labels`).
 
-    With ``positive="seed"``, or where ``labels.guard`` blocks a move, the seed passage is put
-    first, so :func:`select` returns it as the positive and draws the negative from the other
-    candidates in their fused order (the mining pipeline's rule, :mod:`gecko_jax.fret.guards`).
+    ``positive="seed"`` is the relabel guard that never lets the positive leave the seed.
     """
     candidates = record["candidate_ids"]
     if record["seed_id"] not in candidates:
         raise ValueError(f"seed {record['seed_id']!r} is not among its query's candidates")
-    ranks = member_ranks(record["scores"], labels.reranker, len(candidates))
-    fused = reciprocal_rank_fusion(list(ranks.values()), rrf_k)
-    guard = "seed" if labels.positive == "seed" else labels.guard
-    return guarded_fusion(fused, ranks, candidates.index(record["seed_id"]), guard)[0]
+    return choose_labels(
+        record["scores"],
+        candidates,
+        record["seed_id"],
+        fusion=labels.reranker,
+        rrf_k=rrf_k,
+        guard="seed" if labels.positive == "seed" else labels.guard,
+        negative="random" if labels.negative == "random" else "nth",
+        rng=rng,
+        negative_fusion=labels.negative_fusion,
+        false_negative_margin=None if labels.negative == "none" else labels.false_negative_margin,
+        false_negative_scorers=labels.false_negative_scorers,
+    )
 
 
 def relabel(
@@ -49,24 +57,18 @@ def relabel(
     ``seed`` seeds the random negatives; the other choices are deterministic.
     """
     rng = np.random.default_rng(seed)
-    negative = "random" if labels.negative == "random" else "nth"
     out = []
     for record in records:
         candidates = record["candidate_ids"]
-        fused = fused_scores(record, labels, rrf_k)
-        pos, neg = select(candidates, fused, negative, rng=rng)
-        if labels.negative != "none":
-            neg = safe_negative(record["scores"], fused, pos, neg, labels.false_negative_margin)
-        hard_negative = (
-            None if labels.negative == "none" or neg is None else passages[candidates[neg]]
-        )
+        choice = choose(record, labels, rrf_k, rng)
+        negative = None if labels.negative == "none" else choice.negative
         out.append(
             {
                 "task": record["task"],
                 "query": record["query"],
                 "seed_id": record["seed_id"],
-                "positive": passages[candidates[pos]].to_json(),
-                "negative": hard_negative and hard_negative.to_json(),
+                "positive": passages[candidates[choice.positive]].to_json(),
+                "negative": None if negative is None else passages[candidates[negative]].to_json(),
             }
         )
     return out
