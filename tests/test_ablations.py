@@ -18,7 +18,7 @@ from gecko_jax.fret.records import read_jsonl
 from gecko_jax.models.config import DualEncoderConfig
 from gecko_jax.recipes.ablations import AblationCell, AblationPlan, Labels, relabel
 from gecko_jax.recipes.ablations.labels import changed_share, choose
-from gecko_jax.recipes.ablations.report import summarize
+from gecko_jax.recipes.ablations.report import format_table, summarize
 from gecko_jax.recipes.ablations.runner import TruncatedEncoder
 from gecko_jax.recipes.finetune import FinetuneConfig
 from gecko_jax.text.formats import format_document, format_query
@@ -264,6 +264,46 @@ def test_summary_calls_differences_within_the_spread_none():
     assert row["reading"] == "loss"
     (_, row) = summarize(plan, {"baseline": base, "small": base[::-1]})
     assert row["reading"] == "none"
+
+
+def _seeded(values, heldout=None):
+    runs = [{**_run({"full": {"t": {"m": v}}}), "seed": seed} for seed, v in enumerate(values)]
+    if heldout is not None:
+        for run, value in zip(runs, heldout, strict=True):
+            run["best_heldout_mrr@10"] = value
+    return runs
+
+
+def test_paired_differences_get_a_t_interval():
+    plan = AblationPlan((AblationCell(), AblationCell("small", negative="none")), seeds=(0, 1, 2))
+    base = _seeded((0.50, 0.52, 0.54))
+    # Differences +0.01, +0.02, +0.03: mean 0.02, sd 0.01, 95% half-width t(0.975, 2) * 0.01 /
+    # sqrt(3) = 4.3027 * 0.005774 = 0.02484, which holds zero.
+    (_, row) = summarize(plan, {"baseline": base, "small": _seeded((0.51, 0.54, 0.57))})
+    assert row["paired_delta"] == pytest.approx(0.02)
+    assert row["paired_ci95"] == pytest.approx(4.302653 * 0.01 / np.sqrt(3), rel=1e-5)
+    assert row["paired_reading"] == "none" and row["reading"] == "none"
+    # The same shift at every seed is called, though the cells' spreads are wider than it.
+    (_, row) = summarize(plan, {"baseline": base, "small": _seeded((0.495, 0.515, 0.535))})
+    assert row["paired_ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert (row["paired_reading"], row["reading"]) == ("loss", "none")
+    # Runs of other seeds are not paired.
+    other = [{**run, "seed": run["seed"] + 3} for run in _seeded((0.6, 0.6, 0.6))]
+    (_, row) = summarize(plan, {"baseline": base, "small": other})
+    assert "paired_delta" not in row and row["reading"] == "gain"
+
+
+def test_heldout_retrieval_is_a_row_of_the_full_size():
+    plan = AblationPlan((AblationCell(), AblationCell("small", negative="none")), seeds=(0, 1))
+    runs = {
+        "baseline": _seeded((0.5, 0.6), heldout=(0.70, 0.72)),
+        "small": _seeded((0.5, 0.6), heldout=(0.75, 0.76)),
+    }
+    rows = {(r["cell"], r["task"]): r for r in summarize(plan, runs)}
+    assert rows["small", "heldout"]["per_seed"] == [0.75, 0.76]
+    assert rows["small", "heldout"]["paired_delta"] == pytest.approx(0.045)
+    table = format_table(list(rows.values()), plan, runs, {})
+    assert "heldout mrr@10" in table.splitlines()[0]
 
 
 # ------------------------------------------------------------------ miniature end to end

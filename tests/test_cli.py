@@ -50,6 +50,13 @@ def test_demo_table_comes_from_the_evaluators(tiny_demo):
     assert check["p@1"]["ql_retriever"] == pytest.approx(np.mean(seed_first))
     retriever_first = [r["candidate_ids"][0] == r["seed_id"] for r in records]
     assert check["p@1"]["retriever"] == pytest.approx(np.mean(retriever_first))
+    # Where the hard negatives sit in the retrieved lists.
+    ranks = [r["candidate_ids"].index(r["negative"]["id"]) + 1 for r in records if r["negative"]]
+    assert result["fret"]["mine"]["negatives"] == {
+        "mean_retriever_rank": pytest.approx(np.mean(ranks)),
+        "median_retriever_rank": pytest.approx(np.median(ranks)),
+        "without_negative": len(records) - len(ranks),
+    }
     # With the evaluation's data folder there, the symmetric sets join FRet, and the table
     # marks the task they are in-domain for.
     if (SHARED_DATA / "stsbenchmark").is_dir() and (SHARED_DATA / "banking77").is_dir():

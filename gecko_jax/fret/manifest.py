@@ -8,6 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
@@ -74,15 +76,31 @@ def generate_section(config: GenerateConfig, diagnostics: Mapping[str, Any]) -> 
     return {"config": config_record(config), **diagnostics}
 
 
+def negative_positions(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Where the hard negatives sit in their query's retrieved list (1 = the retriever's first
+    candidate), and how many records have none: a negative near the end of the list is one
+    the student already tells apart, so it teaches little (the quality run's measured reason
+    for choosing the negative's ranking, ``MineConfig.negative_fusion``)."""
+    ranks = [
+        list(r["candidate_ids"]).index(r["negative"]["id"]) + 1 for r in records if r["negative"]
+    ]
+    return {
+        "mean_retriever_rank": float(np.mean(ranks)) if ranks else None,
+        "median_retriever_rank": float(np.median(ranks)) if ranks else None,
+        "without_negative": len(records) - len(ranks),
+    }
+
+
 def mine_section(
     config: MineConfig, stats: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """The ``mine`` section: the config, ``mine.mine_stats`` and the teacher check on
-    ``records``."""
+    """The ``mine`` section: the config, ``mine.mine_stats``, the teacher check on ``records``
+    and where their hard negatives sit."""
     return {
         "config": config_record(config),
         **stats,
         "teacher_check": seed_agreement(records, config.fusion, config.rrf_k),
+        "negatives": negative_positions(records),
     }
 
 

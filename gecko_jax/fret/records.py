@@ -97,6 +97,12 @@ MANIFEST_FIELDS = (
     Field("mine.failed_scores", "int", "LLM scores that failed (NaN)"),
     Field("mine.histograms", "object", "per scorer: counts and edges of 10 bins, or null"),
     Field("mine.teacher_check", "object", "P@1 of each ranking against the seed, and a verdict"),
+    Field(
+        "mine.negatives",
+        "object",
+        "the hard negatives' mean and median rank in the retrieved list, and records without "
+        "one (Beam: on the teacher check's records)",
+    ),
     Field("mine.mined_passages", "int", "gecko-fret only: passages mined when mine_only is set"),
     Field("mine.shards", "list", "gecko-fret-beam only: each retrieval shard's size and recall"),
     Field("llm_cache.file", "str", "the LLM cache file, in the output folder"),

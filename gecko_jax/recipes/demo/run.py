@@ -68,6 +68,12 @@ def teacher_report(mined: Mapping[str, Any]) -> list[str]:
             f"{guards['relabel_blocked']} relabels blocked, {guards['negative_replaced']} "
             f"negatives replaced and {guards['negative_dropped']} dropped as possible positives"
         )
+    negatives = mined.get("negatives", {})
+    if negatives.get("mean_retriever_rank") is not None:
+        lines.append(
+            f"  hard negatives: mean rank {negatives['mean_retriever_rank']:.1f} of "
+            f"{mined.get('num_candidates')} in the retrieved list (near the end: easy ones)"
+        )
     return lines
 
 
