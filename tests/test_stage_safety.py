@@ -33,8 +33,10 @@ from gecko_jax.core.stages import (
     EXIT_STAGE_CHANGED,
     LOCK_NAME,
     fingerprint_path,
+    model_digest,
 )
 from gecko_jax.data.wiki_extracts import load_wiki_extracts
+from gecko_jax.fret.manifest import llm_fingerprint
 from gecko_jax.fret.records import FRET, GENERATED, MANIFEST
 
 BIN = Path(sys.executable).parent
@@ -234,3 +236,41 @@ def test_a_gin_syntax_error_names_the_file_and_line(tmp_path):
     assert result.returncode == 2
     assert f"{bad}: line 3: EOF in multi-line statement" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_models_are_stage_inputs_by_content(tmp_path):
+    """A moved or copied model is the same input (no refusal after moving an install); a
+    changed one is not; a URL stays as it is."""
+    model = tmp_path / "a" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"hidden": 8}')
+    (model / "weights.bin").write_bytes(b"\x00\x01")
+    moved = tmp_path / "b" / "model"
+    shutil.copytree(model, moved)
+    assert model_digest(model) == model_digest(moved) != model_digest(tmp_path / "a")
+    assert llm_fingerprint(f"jax:{model / 'weights.bin'}", None) == llm_fingerprint(
+        f"jax:{moved / 'weights.bin'}", None
+    )
+    (moved / "weights.bin").write_bytes(b"\x00\x02")
+    assert model_digest(model) != model_digest(moved)
+    assert model_digest("gs://bucket/model") == "gs://bucket/model"
+    # Hosted models are named by their spec, credentials removed.
+    assert llm_fingerprint("openai:m@http://user:secret@host/v1", None)["spec"].count("secret") == 0
+
+
+def test_beam_fingerprint_holds_the_passages_and_encoder_by_content(tmp_path):
+    from gecko_jax.fret.beam.pipeline import BeamFretConfig, fingerprint
+
+    passages = write_passages(tmp_path / "passages.jsonl", 2)
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "config.json").write_text("{}")
+
+    def config(encoder_dir: Path) -> BeamFretConfig:
+        return BeamFretConfig(str(passages), str(tmp_path / "out"), "gemini:m", str(encoder_dir))
+
+    before = fingerprint(config(encoder))
+    shutil.copytree(encoder, tmp_path / "moved")
+    assert fingerprint(config(tmp_path / "moved")) == before
+    write_passages(passages, 3)  # the same path, other passages
+    assert fingerprint(config(encoder))["passages"] != before["passages"]

@@ -100,6 +100,15 @@ def folder_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def model_digest(path: str | os.PathLike) -> str:
+    """A model by its content (sha256 of a local folder or file), so a copied, moved or renamed
+    install is the same input to a stage; a path that is not local (a URL) as it is."""
+    local = Path(path)
+    if not local.exists():
+        return str(path)
+    return folder_digest(local) if local.is_dir() else file_digest(local)
+
+
 def json_digest(value: Any) -> str:
     """sha256 of a JSON value (key order ignored): the content of rows held in memory."""
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)

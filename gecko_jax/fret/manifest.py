@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gecko_jax.core.stages import model_digest
 from gecko_jax.fret.generate import GenerateConfig
 from gecko_jax.fret.mine import MineConfig
 from gecko_jax.fret.prompts import PROMPT_VERSION, prompt_hashes
@@ -42,11 +43,17 @@ def config_record(config: Any) -> dict[str, Any]:
 
 
 def llm_fingerprint(llm: str | LLM, llm_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What identifies the LLM's answers without loading it: the spec (credentials removed) or
-    the backend's cache identity, and ``max_context``, the one setting that changes answers
-    (those it cuts). Batch sizes, timeouts and retries are left out, so a rerun that retries
-    failed calls with a longer timeout still resumes."""
-    identity = {"spec": redact_credentials(llm)} if isinstance(llm, str) else llm.cache_identity()
+    """What identifies the LLM's answers without loading it: the spec (credentials removed; a
+    local model by content, so a moved install resumes) or the backend's cache identity, and
+    ``max_context``, the one setting that changes answers (those it cuts). Batch sizes,
+    timeouts and retries are left out, so a rerun that retries failed calls with a longer
+    timeout still resumes."""
+    if isinstance(llm, str):
+        kind, _, target = llm.partition(":")
+        spec = f"{kind}:{model_digest(target)}" if kind == "jax" else redact_credentials(llm)
+        identity = {"spec": spec}
+    else:
+        identity = llm.cache_identity()
     if llm_kwargs and "max_context" in llm_kwargs:
         identity["max_context"] = llm_kwargs["max_context"]
     return identity

@@ -24,6 +24,7 @@ from gecko_jax.core.stages import (
     finish_stage,
     folder_lock,
     json_digest,
+    model_digest,
 )
 from gecko_jax.fret.generate import GenerateConfig, generate_queries
 from gecko_jax.fret.manifest import (
@@ -58,9 +59,9 @@ def _llm(llm: str | LLM, out: Path, llm_kwargs: Mapping[str, Any] | None) -> Cac
 
 
 def _encoder_fingerprint(encoder: Any) -> Any:
-    """A model folder by its path, an :class:`~gecko_jax.encoder.Encoder` by its config."""
+    """A model folder by its content, an :class:`~gecko_jax.encoder.Encoder` by its config."""
     if encoder is None or isinstance(encoder, str | os.PathLike):
-        return None if encoder is None else str(encoder)
+        return None if encoder is None else model_digest(encoder)
     return {"config": encoder.config.to_dict()}
 
 

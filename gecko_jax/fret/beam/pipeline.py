@@ -40,6 +40,7 @@ from gecko_jax.core.stages import (
     check_failures,
     finish_stage,
     folder_lock,
+    model_digest,
     stream_digest,
 )
 from gecko_jax.fret.beam.handlers import (
@@ -279,17 +280,19 @@ def _checked_records(config: BeamFretConfig) -> list[dict[str, Any]]:
 
 
 def fingerprint(config: BeamFretConfig) -> dict[str, Any]:
-    """What the outputs are made from: the passages by content, models and settings."""
+    """What the outputs are made from: the passages and models by content, and settings."""
     with FileSystems.open(config.passages) as handle:
         passages = stream_digest(handle)
+    by_content = ("passages", "encoder", "llm", "llm_kwargs")
     return {
         "passages": passages,
+        "encoder": model_digest(config.encoder),
         "llm": llm_fingerprint(config.llm, config.llm_kwargs),
         "prompt_hashes": prompt_hashes(),
         **{
             name: value
             for name, value in dataclasses.asdict(config).items()
-            if name not in ("llm", "llm_kwargs", "out_dir", "share_models", "encoder_batch_size")
+            if name not in (*by_content, "out_dir", "share_models", "encoder_batch_size")
         },
     }
 

@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from gecko_jax.core.stages import begin_stage, file_digest, finish_stage, folder_lock
+from gecko_jax.core.stages import (
+    begin_stage,
+    file_digest,
+    finish_stage,
+    folder_lock,
+    model_digest,
+)
 from gecko_jax.encoder import Encoder
 from gecko_jax.evaluation.suite import evaluate_task
 from gecko_jax.fret.passages import Passage
@@ -131,7 +137,7 @@ def run_training(
     settings = plan_settings(demo.config)
     inputs = {
         "demo": demo.digests,
-        "base_model": str(demo.base_model),
+        "base_model": model_digest(demo.base_model),
         "training": dataclasses.asdict(training),
         "seed": seed,
         "config": dataclasses.asdict(demo.config),

@@ -31,6 +31,7 @@ from gecko_jax.core.stages import (
     folder_digest,
     folder_lock,
     json_digest,
+    model_digest,
 )
 from gecko_jax.encoder import Encoder
 from gecko_jax.evaluation.suite import evaluate_task
@@ -221,7 +222,7 @@ def _run_demo(config: DemoConfig, out: Path, say: Say, restart: bool) -> dict[st
         "fret_train": file_digest(train_file),
         "heldout": json_digest(heldout.rows),
         "decontaminated": json_digest(sorted(eval_texts)),
-        "base_model": str(base_model),
+        "base_model": model_digest(base_model),
         **training_settings(config),
     }
     for seed in config.seeds:
