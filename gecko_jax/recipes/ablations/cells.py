@@ -145,15 +145,9 @@ class AblationCell:
 
     @property
     def labels(self) -> Labels:
-        return Labels(
-            positive=self.positive,
-            negative=self.negative,
-            reranker=tuple(self.reranker),
-            guard=self.guard,
-            negative_fusion=None if self.negative_fusion is None else tuple(self.negative_fusion),
-            false_negative_margin=self.false_negative_margin,
-            false_negative_scorers=tuple(self.false_negative_scorers),
-        )
+        """The cell's label fields (gin sets them flat on the cell) as one ``Labels``."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(Labels)}
+        return Labels(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     def trainings(self) -> list[Training]:
         groups = [self.dims] if self.mrl else [(d,) for d in self.dims]

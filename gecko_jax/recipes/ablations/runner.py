@@ -56,8 +56,9 @@ class DemoRun:
     passages: list[Passage]
     train_records: list[dict[str, Any]]
     heldout_queries: list[dict[str, Any]]
-    # Content hashes of the demo files read, for the runs' fingerprints.
+    # Content hashes of the demo files read and of the base model, for the runs' fingerprints.
     digests: dict[str, str]
+    base_model_digest: str
 
 
 def load_demo(folder: str | Path) -> DemoRun:
@@ -80,6 +81,7 @@ def load_demo(folder: str | Path) -> DemoRun:
             name: file_digest(folder / name)
             for name in ("passages.jsonl", "splits.json", f"fret/{FRET}", "fret/generated.jsonl")
         },
+        base_model_digest=model_digest(results["base_model"]),
     )
 
 
@@ -137,7 +139,7 @@ def run_training(
     settings = plan_settings(demo.config)
     inputs = {
         "demo": demo.digests,
-        "base_model": model_digest(demo.base_model),
+        "base_model": demo.base_model_digest,
         "training": dataclasses.asdict(training),
         "seed": seed,
         "config": dataclasses.asdict(demo.config),
